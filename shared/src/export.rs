@@ -1,0 +1,225 @@
+//! Spans → X-Ray segment documents → the daemon.
+//!
+//! The translation is opentelemetry-aws's `SegmentTranslator` (SERVER span → segment named after
+//! `service.name`, other spans → independent subsegments, `annotation.*` → annotations, http and
+//! error fields from semantic-convention attributes). Two things are ours, and why:
+//! - **Namespaced metadata.** The translator writes metadata as flat `key: scalar` pairs, but
+//!   X-Ray's document schema wants `metadata: {namespace: {…}}`. [`SegmentExporter`] serializes the
+//!   document, then appends the namespaces recorded by [`crate::record_metadata`].
+//! - **The datagram sink.** `XrayDaemonClient` serializes documents internally, so it cannot send a
+//!   document we have amended; [`UdpDaemonSink`] is the same protocol (header line + document,
+//!   non-blocking connected UDP socket) over bytes we hand it, and it never returns an error to the
+//!   request path: failures are counted in [`ExportStats`] and logged once.
+
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Once};
+
+use opentelemetry::Value;
+use opentelemetry_aws::xray_exporter::SegmentTranslator;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{SpanData, SpanExporter};
+use opentelemetry_sdk::Resource;
+
+use crate::annotation::METADATA_ATTRIBUTE_PREFIX;
+
+/// First line of every datagram, as the X-Ray SDKs write it.
+pub const DAEMON_HEADER: &[u8] = b"{\"format\": \"json\", \"version\": 1}\n";
+/// Largest UDP payload the daemon accepts.
+pub const MAX_DATAGRAM_BYTES: usize = 64 * 1024;
+
+/// Where finished datagrams go.
+pub trait DaemonSink: Send + Sync + std::fmt::Debug + 'static {
+    /// Sends one datagram (header line + one document). Must not block.
+    fn send(&self, datagram: &[u8]) -> io::Result<()>;
+}
+
+/// Sends datagrams to the X-Ray daemon over UDP.
+#[derive(Debug)]
+pub struct UdpDaemonSink {
+    socket: UdpSocket,
+}
+
+impl UdpDaemonSink {
+    /// A non-blocking socket connected to the daemon. Connecting UDP sends no packet, so this
+    /// succeeds whether or not a daemon is listening.
+    pub fn connect(daemon: SocketAddr) -> io::Result<Self> {
+        let bind: SocketAddr = if daemon.is_ipv4() {
+            ([0, 0, 0, 0], 0).into()
+        } else {
+            (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+        };
+        let socket = UdpSocket::bind(bind)?;
+        socket.set_nonblocking(true)?;
+        socket.connect(daemon)?;
+        Ok(Self { socket })
+    }
+}
+
+impl DaemonSink for UdpDaemonSink {
+    fn send(&self, datagram: &[u8]) -> io::Result<()> {
+        self.socket.send(datagram).map(|_| ())
+    }
+}
+
+/// Keeps every datagram in memory: for tests and benchmarks.
+#[derive(Clone, Debug, Default)]
+pub struct MemorySink {
+    datagrams: Arc<Mutex<Vec<Vec<u8>>>>,
+}
+
+impl MemorySink {
+    /// Every datagram received so far, as sent.
+    pub fn datagrams(&self) -> Vec<Vec<u8>> {
+        self.datagrams.lock().map(|d| d.clone()).unwrap_or_default()
+    }
+
+    /// Every document received so far (header line stripped), parsed.
+    pub fn documents(&self) -> Vec<serde_json::Value> {
+        self.datagrams()
+            .iter()
+            .filter_map(|d| d.strip_prefix(DAEMON_HEADER))
+            .filter_map(|doc| serde_json::from_slice(doc).ok())
+            .collect()
+    }
+
+    /// Forgets everything received.
+    pub fn clear(&self) {
+        if let Ok(mut d) = self.datagrams.lock() {
+            d.clear();
+        }
+    }
+}
+
+impl DaemonSink for MemorySink {
+    fn send(&self, datagram: &[u8]) -> io::Result<()> {
+        self.datagrams
+            .lock()
+            .map_err(|_| io::Error::other("memory sink poisoned"))?
+            .push(datagram.to_vec());
+        Ok(())
+    }
+}
+
+/// Counters of what the exporter did; shared with whoever wants to report them.
+#[derive(Debug, Default)]
+pub struct ExportStats {
+    /// Datagrams handed to the socket.
+    pub sent: AtomicU64,
+    /// Datagrams the socket refused (daemon down, buffer full, …).
+    pub send_failed: AtomicU64,
+    /// Spans the translator could not turn into a document.
+    pub untranslatable: AtomicU64,
+    /// Documents over 64 KiB, dropped.
+    pub oversized: AtomicU64,
+}
+
+impl ExportStats {
+    fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// An OpenTelemetry [`SpanExporter`] that writes X-Ray segment documents to a [`DaemonSink`].
+#[derive(Debug)]
+pub struct SegmentExporter<S: DaemonSink> {
+    translator: SegmentTranslator,
+    sink: S,
+    stats: Arc<ExportStats>,
+    buffer: Mutex<Vec<u8>>,
+    first_failure: Once,
+}
+
+impl<S: DaemonSink> SegmentExporter<S> {
+    /// An exporter over `sink` with a default translator.
+    pub fn new(sink: S) -> Self {
+        Self {
+            translator: SegmentTranslator::new(),
+            sink,
+            stats: Arc::default(),
+            buffer: Mutex::new(Vec::with_capacity(8 * 1024)),
+            first_failure: Once::new(),
+        }
+    }
+
+    /// The counters this exporter updates.
+    pub fn stats(&self) -> Arc<ExportStats> {
+        Arc::clone(&self.stats)
+    }
+
+    fn export_one(&self, span: &SpanData, buf: &mut Vec<u8>) {
+        let documents = self.translator.translate_spans(std::slice::from_ref(span));
+        let Some(document) = documents.into_iter().next() else {
+            ExportStats::bump(&self.stats.untranslatable);
+            return;
+        };
+        buf.clear();
+        buf.extend_from_slice(DAEMON_HEADER);
+        document.to_writer(&mut *buf);
+        append_metadata(span, buf);
+        if buf.len() > MAX_DATAGRAM_BYTES {
+            ExportStats::bump(&self.stats.oversized);
+            return;
+        }
+        match self.sink.send(buf) {
+            Ok(()) => ExportStats::bump(&self.stats.sent),
+            Err(error) => {
+                ExportStats::bump(&self.stats.send_failed);
+                self.first_failure.call_once(|| {
+                    tracing::warn!(%error, "X-Ray daemon unreachable; segments are being dropped (counted, logged once)");
+                });
+            }
+        }
+    }
+}
+
+/// Appends `"metadata": {namespace: object, …}` to a serialized document that has none.
+fn append_metadata(span: &SpanData, buf: &mut Vec<u8>) {
+    let mut namespaces = span.attributes.iter().filter_map(|kv| {
+        let namespace = kv.key.as_str().strip_prefix(METADATA_ATTRIBUTE_PREFIX)?;
+        match &kv.value {
+            Value::String(json) => Some((namespace, json.as_str())),
+            _ => None,
+        }
+    });
+    let Some(first) = namespaces.next() else {
+        return;
+    };
+    // The translator closes the document with '}'; it never writes metadata itself because we
+    // neither enable `metadata_all_attrs` nor use its `metadata.` prefix.
+    if buf.last() != Some(&b'}') {
+        return;
+    }
+    buf.pop();
+    buf.extend_from_slice(b",\"metadata\":{");
+    for (i, (namespace, json)) in std::iter::once(first).chain(namespaces).enumerate() {
+        if i > 0 {
+            buf.push(b',');
+        }
+        // Namespaces were validated as [A-Za-z0-9_]+, so they need no escaping.
+        buf.push(b'"');
+        buf.extend_from_slice(namespace.as_bytes());
+        buf.extend_from_slice(b"\":");
+        buf.extend_from_slice(json.as_bytes());
+    }
+    buf.extend_from_slice(b"}}");
+}
+
+impl<S: DaemonSink> SpanExporter for SegmentExporter<S> {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        let mut buf = match self.buffer.lock() {
+            Ok(buf) => buf,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        for span in &batch {
+            self.export_one(span, &mut buf);
+        }
+        // Never an error: a telemetry failure must not surface anywhere near a request.
+        Ok(())
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.translator.set_resource(resource);
+    }
+}

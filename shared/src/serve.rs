@@ -1,0 +1,73 @@
+//! Serving an [`Endpoint`] as a Lambda function behind a Lattice LAMBDA target group.
+//!
+//! `lambda_http` decodes Lattice's V2 event into an `http::Request` and encodes the answer back;
+//! this module wraps each call in an [`Invocation`] (context policy, server segment, response
+//! trace header) so a service's handler only ever sees a request and returns a response.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use http::HeaderValue;
+use lambda_http::{service_fn, Body, Request, RequestExt, Response};
+use opentelemetry::context::FutureExt as _;
+
+use crate::api::body_bytes;
+use crate::header::TRACE_HEADER;
+use crate::invocation::{ErrorCause, Invocation, RequestInfo};
+use crate::telemetry::Telemetry;
+
+/// A service's request handler: pure logic over its ports, no telemetry wiring.
+pub trait Endpoint: Send + Sync + 'static {
+    /// Answers one request. Errors are responses (see [`crate::ApiError`]), never panics.
+    fn handle(&self, request: Request) -> impl Future<Output = Response<Body>> + Send;
+}
+
+/// Runs `endpoint` for one request inside its invocation's trace context and returns the
+/// response with `x-amzn-trace-id` set. Every segment has been exported when this returns.
+pub async fn handle_traced<E: Endpoint>(
+    telemetry: &Telemetry,
+    endpoint: &E,
+    request: Request,
+) -> Response<Body> {
+    let lambda_trace_id = request
+        .lambda_context_ref()
+        .and_then(|cx| cx.xray_trace_id.clone());
+    let invocation = Invocation::start(
+        telemetry,
+        RequestInfo {
+            method: request.method(),
+            uri: request.uri(),
+            headers: request.headers(),
+            lambda_trace_id: lambda_trace_id.as_deref(),
+        },
+    );
+    let mut response = endpoint
+        .handle(request)
+        .with_context(invocation.context().clone())
+        .await;
+    let cause = response.extensions_mut().remove::<ErrorCause>();
+    let length = body_bytes(response.body()).len() as u64;
+    if let Ok(value) = HeaderValue::from_str(&invocation.response_header()) {
+        response.headers_mut().insert(TRACE_HEADER, value);
+    }
+    invocation.finish(response.status().as_u16(), Some(length), cause.as_ref());
+    response
+}
+
+/// Serves `endpoint` on the Lambda Runtime API until the runtime stops.
+pub async fn run<E: Endpoint>(telemetry: Telemetry, endpoint: E) -> Result<(), lambda_http::Error> {
+    let endpoint = Arc::new(endpoint);
+    let handler_telemetry = telemetry.clone();
+    let result = lambda_http::run(service_fn(move |request: Request| {
+        let telemetry = handler_telemetry.clone();
+        let endpoint = Arc::clone(&endpoint);
+        async move {
+            Ok::<_, std::convert::Infallible>(
+                handle_traced(&telemetry, endpoint.as_ref(), request).await,
+            )
+        }
+    }))
+    .await;
+    telemetry.flush();
+    result
+}
