@@ -282,6 +282,9 @@ impl Invocation {
                 "http.response.body.size",
                 i64::try_from(length).unwrap_or(i64::MAX),
             ));
+            // The translator (like the ADOT Go exporter it follows) writes
+            // `http.response.content_length` only when this marker accompanies the size.
+            span.set_attribute(KeyValue::new("rpc.message.type", "RECEIVED"));
         }
         if status >= 400 {
             let message: Cow<'static, str> = cause

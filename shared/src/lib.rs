@@ -32,6 +32,8 @@ pub mod lattice_client;
 pub mod sampling;
 pub mod serve;
 pub mod telemetry;
+#[cfg(feature = "test-support")]
+pub mod testing;
 
 pub use annotation::{annotate, annotate_dynamic, keys, record_metadata, AnnotationKey};
 pub use api::{json_response, read_json, ApiError};
