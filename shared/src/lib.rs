@@ -31,6 +31,7 @@ pub mod invocation;
 pub mod lattice_client;
 pub mod sampling;
 pub mod serve;
+pub mod simulation;
 pub mod telemetry;
 #[cfg(feature = "test-support")]
 pub mod testing;
