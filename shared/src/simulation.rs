@@ -17,6 +17,15 @@ use crate::Error;
 /// Seed used when `SIMULATION_SEED` is not set.
 pub const DEFAULT_SEED: u64 = 2;
 
+/// Number of SKUs in the simulated catalog (`SKU-0001` … `SKU-0100`), shared by inventory and
+/// whoever generates orders.
+pub const CATALOG_SIZE: usize = 100;
+
+/// The catalog's `index`-th SKU (0-based).
+pub fn catalog_sku(index: usize) -> String {
+    format!("SKU-{:04}", index + 1)
+}
+
 /// An inclusive range of milliseconds; `0..0` means no delay.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LatencyRange {
@@ -115,6 +124,11 @@ impl Simulator {
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
+    }
+
+    /// A uniform integer in `min..=max`.
+    pub fn between(&self, min: u64, max: u64) -> u64 {
+        self.with_rng(|rng| rng.random_range(min..=max))
     }
 
     /// A uniform draw in `[0, 1)`, for choosing between outcomes with several rates.
