@@ -187,7 +187,11 @@ pub fn annotate_dynamic(key: &str, value: impl Into<AnnotationValue>) {
 fn reject(key: &str, why: &str) {
     REJECTED.fetch_add(1, Ordering::Relaxed);
     LOG_FIRST_REJECTION.call_once(|| {
-        tracing::warn!(key, why, "annotation rejected (further rejections are only counted)");
+        tracing::warn!(
+            key,
+            why,
+            "annotation rejected (further rejections are only counted)"
+        );
     });
 }
 
@@ -205,7 +209,10 @@ pub fn record_metadata(namespace: &str, value: serde_json::Value) {
         return;
     }
     if !is_valid_key(namespace) {
-        reject(namespace, "metadata namespace must match ^[A-Za-z0-9_]{1,500}$");
+        reject(
+            namespace,
+            "metadata namespace must match ^[A-Za-z0-9_]{1,500}$",
+        );
         return;
     }
     let value = match value {

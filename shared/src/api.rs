@@ -57,7 +57,11 @@ impl ApiError {
 
     /// 404 for a path the service does not serve.
     pub fn not_found(path: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", format!("no route for {path}"))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no route for {path}"),
+        )
     }
 
     /// 405 for a known path with the wrong method.
@@ -147,7 +151,10 @@ pub fn read_json<T: DeserializeOwned>(request: &Request) -> Result<T, ApiError> 
         let inner = e.into_inner();
         let message = match inner.classify() {
             serde_json::error::Category::Data => strip_position(&inner.to_string()),
-            _ => format!("body is not valid JSON ({})", strip_position(&inner.to_string())),
+            _ => format!(
+                "body is not valid JSON ({})",
+                strip_position(&inner.to_string())
+            ),
         };
         let mut error = ApiError::new(
             StatusCode::BAD_REQUEST,

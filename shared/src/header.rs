@@ -187,9 +187,9 @@ impl FromStr for TraceHeader {
             if field.is_empty() {
                 continue;
             }
-            let (key, value) = field.split_once('=').ok_or_else(|| {
-                Error::InvalidTraceHeader(format!("field {field:?} has no '='"))
-            })?;
+            let (key, value) = field
+                .split_once('=')
+                .ok_or_else(|| Error::InvalidTraceHeader(format!("field {field:?} has no '='")))?;
             let (key, value) = (key.trim(), value.trim());
             if key.eq_ignore_ascii_case(ROOT_KEY) {
                 root = Some(value.parse::<XrayTraceId>()?);
@@ -210,9 +210,7 @@ impl FromStr for TraceHeader {
                 return Err(Error::InvalidTraceHeader(format!("bad key {key:?}")));
             } else {
                 if !value.bytes().all(|b| b.is_ascii_graphic()) {
-                    return Err(Error::InvalidTraceHeader(format!(
-                        "bad value for {key:?}"
-                    )));
+                    return Err(Error::InvalidTraceHeader(format!("bad value for {key:?}")));
                 }
                 extras.push((key.to_owned(), value.to_owned()));
             }
@@ -325,7 +323,9 @@ mod tests {
 
     #[test]
     fn child_header_keeps_root_and_extras() {
-        let header: TraceHeader = format!("Root={ROOT};Sampled=?;Lineage=a:1").parse().unwrap();
+        let header: TraceHeader = format!("Root={ROOT};Sampled=?;Lineage=a:1")
+            .parse()
+            .unwrap();
         let child = header.for_child(SegmentId(0xabc), true);
         assert_eq!(
             child.to_string(),

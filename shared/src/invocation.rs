@@ -19,7 +19,7 @@ use opentelemetry::trace::{
 };
 use opentelemetry::{Context, KeyValue};
 
-use crate::header::{SegmentId, Sampling, TraceHeader, XrayTraceId, TRACE_HEADER};
+use crate::header::{Sampling, SegmentId, TraceHeader, XrayTraceId, TRACE_HEADER};
 use crate::sampling::with_pinned_root;
 use crate::telemetry::Telemetry;
 
@@ -132,7 +132,11 @@ fn decide(info: &RequestInfo<'_>) -> Decision {
 
 fn first_forwarded_for(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get("x-forwarded-for")?.to_str().ok()?;
-    value.split(',').next().map(str::trim).filter(|s| !s.is_empty())
+    value
+        .split(',')
+        .next()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
 }
 
 fn request_url(info: &RequestInfo<'_>) -> String {
@@ -183,7 +187,9 @@ impl Invocation {
                 let sampled = match header.sampling {
                     Sampling::Sampled => true,
                     Sampling::NotSampled => false,
-                    Sampling::Requested => telemetry.sampler().decide_new_trace(header.root.to_otel()),
+                    Sampling::Requested => {
+                        telemetry.sampler().decide_new_trace(header.root.to_otel())
+                    }
                 };
                 let remote = SpanContext::new(
                     header.root.to_otel(),

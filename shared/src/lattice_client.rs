@@ -160,7 +160,10 @@ impl LatticeClient {
                     i64::from(response.status),
                 ));
                 if response.status >= 400 {
-                    span.set_status(Status::error(format!("{service} answered {}", response.status)));
+                    span.set_status(Status::error(format!(
+                        "{service} answered {}",
+                        response.status
+                    )));
                 }
             }
             Err(error) => {

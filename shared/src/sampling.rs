@@ -9,19 +9,23 @@
 
 use std::cell::Cell;
 
-use opentelemetry::trace::{
-    Link, SpanKind, TraceContextExt, TraceId, TraceState,
-};
+use opentelemetry::trace::{Link, SpanKind, TraceContextExt, TraceId};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_aws::trace::XrayIdGenerator;
-use opentelemetry_sdk::trace::{IdGenerator, Sampler, SamplingDecision, SamplingResult, ShouldSample};
+use opentelemetry_sdk::trace::{
+    IdGenerator, Sampler, SamplingDecision, SamplingResult, ShouldSample,
+};
 
 thread_local! {
     static PINNED_ROOT: Cell<Option<(TraceId, bool)>> = const { Cell::new(None) };
 }
 
 /// Runs `start` (which starts one root span) with the trace id and sampling decision pinned.
-pub(crate) fn with_pinned_root<R>(trace_id: TraceId, sampled: bool, start: impl FnOnce() -> R) -> R {
+pub(crate) fn with_pinned_root<R>(
+    trace_id: TraceId,
+    sampled: bool,
+    start: impl FnOnce() -> R,
+) -> R {
     struct Unpin;
     impl Drop for Unpin {
         fn drop(&mut self) {
@@ -73,14 +77,9 @@ impl XraySampler {
 
     /// The decision for a trace that arrives with `Sampled=?` or none at all.
     pub fn decide_new_trace(&self, trace_id: TraceId) -> bool {
-        let result = self.new_trace.should_sample(
-            None,
-            trace_id,
-            "",
-            &SpanKind::Server,
-            &[],
-            &[],
-        );
+        let result = self
+            .new_trace
+            .should_sample(None, trace_id, "", &SpanKind::Server, &[], &[]);
         matches!(result.decision, SamplingDecision::RecordAndSample)
     }
 }
@@ -112,7 +111,7 @@ impl ShouldSample for XraySampler {
             attributes: Vec::new(),
             trace_state: parent
                 .map(|p| p.trace_state().clone())
-                .unwrap_or_else(TraceState::default),
+                .unwrap_or_default(),
         }
     }
 }

@@ -37,7 +37,10 @@ pub struct LatencyRange {
 
 impl LatencyRange {
     /// No delay at all.
-    pub const NONE: Self = Self { min_ms: 0, max_ms: 0 };
+    pub const NONE: Self = Self {
+        min_ms: 0,
+        max_ms: 0,
+    };
 
     /// Whether this range never delays.
     pub fn is_none(self) -> bool {
@@ -164,7 +167,10 @@ mod tests {
             ("1..999999", None),
         ];
         for (input, expected) in table {
-            let got = input.parse::<LatencyRange>().ok().map(|r| (r.min_ms, r.max_ms));
+            let got = input
+                .parse::<LatencyRange>()
+                .ok()
+                .map(|r| (r.min_ms, r.max_ms));
             assert_eq!(got, *expected, "input {input:?}");
         }
     }
@@ -173,14 +179,20 @@ mod tests {
     fn same_seed_same_sequence() {
         let a = Simulator::seeded(7);
         let b = Simulator::seeded(7);
-        let range = LatencyRange { min_ms: 100, max_ms: 500 };
+        let range = LatencyRange {
+            min_ms: 100,
+            max_ms: 500,
+        };
         for _ in 0..100 {
             let (da, db) = (a.latency(range), b.latency(range));
             assert_eq!(da, db);
             assert!((100..=500).contains(&(da.as_millis() as u64)));
         }
         assert_eq!(a.hex_id(8), b.hex_id(8));
-        assert_eq!(Simulator::seeded(1).latency(LatencyRange::NONE), Duration::ZERO);
+        assert_eq!(
+            Simulator::seeded(1).latency(LatencyRange::NONE),
+            Duration::ZERO
+        );
     }
 
     #[test]

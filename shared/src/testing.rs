@@ -105,7 +105,9 @@ pub struct FakePeer {
 impl FakePeer {
     /// Starts a peer answering `answer` to every request.
     pub async fn start(answer: ScriptedAnswer) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
         let addr = listener.local_addr().expect("local addr");
         let (tx, received) = mpsc::unbounded_channel();
         let answer = Arc::new(Mutex::new(answer));
@@ -115,29 +117,38 @@ impl FakePeer {
                 let tx = tx.clone();
                 let script = Arc::clone(&script);
                 tokio::spawn(async move {
-                    let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
-                        let tx = tx.clone();
-                        let script = Arc::clone(&script);
-                        async move {
-                            let (parts, body) = request.into_parts();
-                            let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-                            let _ = tx.send(ReceivedRequest {
-                                method: parts.method,
-                                path: parts.uri.path_and_query().map_or("/".into(), |p| p.to_string()),
-                                headers: parts.headers,
-                                body,
-                            });
-                            let answer = script.lock().expect("script lock").clone();
-                            tokio::time::sleep(answer.delay).await;
-                            let mut response = hyper::Response::new(Full::new(Bytes::from(answer.body)));
-                            *response.status_mut() = answer.status;
-                            response.headers_mut().insert(
-                                http::header::CONTENT_TYPE,
-                                HeaderValue::from_static("application/json"),
-                            );
-                            Ok::<_, Infallible>(response)
-                        }
-                    });
+                    let service =
+                        service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+                            let tx = tx.clone();
+                            let script = Arc::clone(&script);
+                            async move {
+                                let (parts, body) = request.into_parts();
+                                let body = body
+                                    .collect()
+                                    .await
+                                    .map(|b| b.to_bytes())
+                                    .unwrap_or_default();
+                                let _ = tx.send(ReceivedRequest {
+                                    method: parts.method,
+                                    path: parts
+                                        .uri
+                                        .path_and_query()
+                                        .map_or("/".into(), |p| p.to_string()),
+                                    headers: parts.headers,
+                                    body,
+                                });
+                                let answer = script.lock().expect("script lock").clone();
+                                tokio::time::sleep(answer.delay).await;
+                                let mut response =
+                                    hyper::Response::new(Full::new(Bytes::from(answer.body)));
+                                *response.status_mut() = answer.status;
+                                response.headers_mut().insert(
+                                    http::header::CONTENT_TYPE,
+                                    HeaderValue::from_static("application/json"),
+                                );
+                                Ok::<_, Infallible>(response)
+                            }
+                        });
                     let _ = http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
                         .await;

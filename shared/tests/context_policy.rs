@@ -3,7 +3,9 @@
 
 use lattice_xray::lambda_http::{Body, Request, Response};
 use lattice_xray::testing::{fresh_root, lattice_request, with_lambda_trace_id, with_trace_header};
-use lattice_xray::{annotate, handle_traced, keys, record_metadata, ApiError, Endpoint, MemorySink, Telemetry};
+use lattice_xray::{
+    annotate, handle_traced, keys, record_metadata, ApiError, Endpoint, MemorySink, Telemetry,
+};
 use serde_json::{json, Value};
 
 const POST_JSON: &str = include_str!("fixtures/lattice-v2-post-json.json");
@@ -57,7 +59,10 @@ fn assert_common_segment(doc: &Value) {
     assert_eq!(doc["annotations"]["order_id"], "ord-1");
     assert_eq!(doc["annotations"]["order_total"], 42.5);
     assert_eq!(doc["annotations"]["item_count"], 2);
-    assert_eq!(doc["metadata"]["payment"], json!({"currency": "EUR", "amount": 42.5}));
+    assert_eq!(
+        doc["metadata"]["payment"],
+        json!({"currency": "EUR", "amount": 42.5})
+    );
     let id = doc["id"].as_str().unwrap();
     assert_eq!(id.len(), 16);
     assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
@@ -83,7 +88,10 @@ async fn continues_upstream_trace_with_root_and_parent() {
     assert_eq!(doc["parent_id"], "53995c3f42cd8ad8");
     assert_eq!(doc["http"]["response"]["status"], 200);
     assert_eq!(doc["http"]["response"]["content_length"], 11);
-    assert_eq!(doc["metadata"]["xray_context"], json!({"source": "upstream"}));
+    assert_eq!(
+        doc["metadata"]["xray_context"],
+        json!({"source": "upstream"})
+    );
     assert_eq!(doc["metadata"]["lambda"], json!({"trace_id": lambda_id}));
     assert!(doc.get("error").is_none() && doc.get("fault").is_none());
     assert_eq!(header(&response), format!("Root={root};Sampled=1"));
@@ -93,15 +101,24 @@ async fn continues_upstream_trace_with_root_and_parent() {
 #[tokio::test]
 async fn keeps_root_when_header_has_no_parent() {
     let root = fresh_root();
-    let request = with_trace_header(lattice_request(POST_JSON), &format!("Root={root};Sampled=1"));
+    let request = with_trace_header(
+        lattice_request(POST_JSON),
+        &format!("Root={root};Sampled=1"),
+    );
     let (response, docs) = run(request, 200, 1.0).await;
 
     assert_eq!(docs.len(), 1);
     let doc = &docs[0];
     assert_common_segment(doc);
     assert_eq!(doc["trace_id"], root.to_string());
-    assert!(doc.get("parent_id").is_none(), "root segment of that trace: {doc}");
-    assert_eq!(doc["metadata"]["xray_context"], json!({"source": "upstream_root"}));
+    assert!(
+        doc.get("parent_id").is_none(),
+        "root segment of that trace: {doc}"
+    );
+    assert_eq!(
+        doc["metadata"]["xray_context"],
+        json!({"source": "upstream_root"})
+    );
     assert_eq!(header(&response), format!("Root={root};Sampled=1"));
 }
 
@@ -116,7 +133,10 @@ async fn parents_under_lambda_function_segment_without_header() {
     assert_common_segment(doc);
     assert_eq!(doc["trace_id"], lambda_root.to_string());
     assert_eq!(doc["parent_id"], "7c4b2a0f9e8d1c3b");
-    assert_eq!(doc["metadata"]["xray_context"], json!({"source": "lambda_function"}));
+    assert_eq!(
+        doc["metadata"]["xray_context"],
+        json!({"source": "lambda_function"})
+    );
     assert!(doc["metadata"].get("lambda").is_none());
 }
 
@@ -131,7 +151,10 @@ async fn starts_new_trace_when_nothing_arrives() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as u32;
-    assert!(now - parsed.epoch_seconds() < 60, "X-Ray ids carry the start time");
+    assert!(
+        now - parsed.epoch_seconds() < 60,
+        "X-Ray ids carry the start time"
+    );
     assert!(doc.get("parent_id").is_none());
     assert_eq!(header(&response), format!("Root={trace_id};Sampled=1"));
 }
@@ -168,11 +191,21 @@ async fn honours_sampled_zero() {
 async fn answers_requested_sampling_decision() {
     let root = fresh_root();
     let ask = format!("Root={root};Parent=53995c3f42cd8ad8;Sampled=?");
-    let (response, docs) = run(with_trace_header(lattice_request(POST_JSON), &ask), 200, 0.0).await;
+    let (response, docs) = run(
+        with_trace_header(lattice_request(POST_JSON), &ask),
+        200,
+        0.0,
+    )
+    .await;
     assert!(docs.is_empty());
     assert_eq!(header(&response), format!("Root={root};Sampled=0"));
 
-    let (response, docs) = run(with_trace_header(lattice_request(POST_JSON), &ask), 200, 1.0).await;
+    let (response, docs) = run(
+        with_trace_header(lattice_request(POST_JSON), &ask),
+        200,
+        1.0,
+    )
+    .await;
     assert_eq!(docs.len(), 1);
     assert_eq!(docs[0]["parent_id"], "53995c3f42cd8ad8");
     assert_eq!(header(&response), format!("Root={root};Sampled=1"));
@@ -191,9 +224,23 @@ async fn flags_follow_status_and_cause_is_recorded() {
         assert_eq!(response.status().as_u16(), status);
         let doc = &docs[0];
         assert_eq!(doc["http"]["response"]["status"], status);
-        assert_eq!(doc.get("error").and_then(Value::as_bool).unwrap_or(false), error, "{status}: {doc}");
-        assert_eq!(doc.get("throttle").and_then(Value::as_bool).unwrap_or(false), throttle, "{status}");
-        assert_eq!(doc.get("fault").and_then(Value::as_bool).unwrap_or(false), fault, "{status}");
+        assert_eq!(
+            doc.get("error").and_then(Value::as_bool).unwrap_or(false),
+            error,
+            "{status}: {doc}"
+        );
+        assert_eq!(
+            doc.get("throttle")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+            throttle,
+            "{status}"
+        );
+        assert_eq!(
+            doc.get("fault").and_then(Value::as_bool).unwrap_or(false),
+            fault,
+            "{status}"
+        );
         let exception = &doc["cause"]["exceptions"][0];
         assert_eq!(exception["message"], "card declined by issuer", "{doc}");
         assert_eq!(exception["type"], "declined");
@@ -204,7 +251,12 @@ async fn flags_follow_status_and_cause_is_recorded() {
 async fn datagrams_carry_the_daemon_header_and_fit_in_one_packet() {
     let sink = MemorySink::default();
     let telemetry = Telemetry::with_sink("payment", sink.clone(), 1.0);
-    handle_traced(&telemetry, &Recorder { status: 200 }, lattice_request(POST_JSON)).await;
+    handle_traced(
+        &telemetry,
+        &Recorder { status: 200 },
+        lattice_request(POST_JSON),
+    )
+    .await;
     let datagrams = sink.datagrams();
     assert_eq!(datagrams.len(), 1);
     assert!(datagrams[0].starts_with(b"{\"format\": \"json\", \"version\": 1}\n"));

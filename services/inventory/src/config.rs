@@ -33,8 +33,20 @@ impl InventoryConfig {
             }),
             None => Ok(default),
         };
-        let latency = range("INVENTORY_LATENCY_MS", LatencyRange { min_ms: 50, max_ms: 300 })?;
-        let stock = range("INVENTORY_STOCK_RANGE", LatencyRange { min_ms: 1000, max_ms: 5000 })?;
+        let latency = range(
+            "INVENTORY_LATENCY_MS",
+            LatencyRange {
+                min_ms: 50,
+                max_ms: 300,
+            },
+        )?;
+        let stock = range(
+            "INVENTORY_STOCK_RANGE",
+            LatencyRange {
+                min_ms: 1000,
+                max_ms: 5000,
+            },
+        )?;
         let fault_rate = match lookup("INVENTORY_FAULT_RATE") {
             Some(raw) => parse_rate("INVENTORY_FAULT_RATE", &raw)?,
             None => 0.0,
@@ -63,9 +75,29 @@ mod tests {
     #[test]
     fn defaults_and_errors() {
         let config = InventoryConfig::from_lookup(|_| None).unwrap();
-        assert_eq!(config.latency, LatencyRange { min_ms: 50, max_ms: 300 });
-        assert_eq!((config.stock_min, config.stock_max, config.fault_rate, config.seed), (1000, 5000, 0.0, 2));
-        assert!(InventoryConfig::from_lookup(|k| (k == "INVENTORY_FAULT_RATE").then(|| "x".into())).is_err());
-        assert!(InventoryConfig::from_lookup(|k| (k == "INVENTORY_LATENCY_MS").then(|| "9..1".into())).is_err());
+        assert_eq!(
+            config.latency,
+            LatencyRange {
+                min_ms: 50,
+                max_ms: 300
+            }
+        );
+        assert_eq!(
+            (
+                config.stock_min,
+                config.stock_max,
+                config.fault_rate,
+                config.seed
+            ),
+            (1000, 5000, 0.0, 2)
+        );
+        assert!(
+            InventoryConfig::from_lookup(|k| (k == "INVENTORY_FAULT_RATE").then(|| "x".into()))
+                .is_err()
+        );
+        assert!(InventoryConfig::from_lookup(
+            |k| (k == "INVENTORY_LATENCY_MS").then(|| "9..1".into())
+        )
+        .is_err());
     }
 }

@@ -21,7 +21,12 @@ pub struct InventoryEndpoint {
 impl InventoryEndpoint {
     /// A service over `stock`, delaying each request by `latency` and failing `fault_rate` of them.
     pub fn new(stock: Stock, simulator: Simulator, latency: LatencyRange, fault_rate: f64) -> Self {
-        Self { stock, simulator, latency, fault_rate }
+        Self {
+            stock,
+            simulator,
+            latency,
+            fault_rate,
+        }
     }
 
     async fn simulate_backend(&self) -> Result<(), ApiError> {
@@ -42,14 +47,21 @@ impl InventoryEndpoint {
         reserve.validate()?;
         annotate(&keys::ORDER_ID, reserve.order_id.as_str());
         annotate(&keys::ITEM_COUNT, reserve.items.len());
-        record_metadata("reservation", json!({"order_id": reserve.order_id, "items": reserve.items}));
+        record_metadata(
+            "reservation",
+            json!({"order_id": reserve.order_id, "items": reserve.items}),
+        );
         self.simulate_backend().await?;
         match self.stock.reserve(&reserve.order_id, &reserve.items) {
             ReserveResult::Reserved { units } | ReserveResult::AlreadyReserved { units } => {
                 annotate(&keys::INVENTORY_STATUS, "reserved");
                 Ok(json_response(
                     StatusCode::OK,
-                    &ReservationAnswer { order_id: reserve.order_id, status: "reserved".to_owned(), units },
+                    &ReservationAnswer {
+                        order_id: reserve.order_id,
+                        status: "reserved".to_owned(),
+                        units,
+                    },
                 ))
             }
             ReserveResult::Conflict => {
@@ -63,10 +75,18 @@ impl InventoryEndpoint {
             ReserveResult::Short(shortage) => {
                 annotate(&keys::INVENTORY_STATUS, "insufficient");
                 let (line, message) = match shortage {
-                    Shortage::Insufficient { line, sku, requested, available } => {
-                        (line, format!("{sku}: requested {requested}, available {available}"))
+                    Shortage::Insufficient {
+                        line,
+                        sku,
+                        requested,
+                        available,
+                    } => (
+                        line,
+                        format!("{sku}: requested {requested}, available {available}"),
+                    ),
+                    Shortage::UnknownSku { line, sku } => {
+                        (line, format!("{sku} is not in the catalog"))
                     }
-                    Shortage::UnknownSku { line, sku } => (line, format!("{sku} is not in the catalog")),
                 };
                 let mut error = ApiError::new(StatusCode::CONFLICT, "insufficient_stock", message);
                 error.field = Some(format!("items[{line}]"));
@@ -83,7 +103,11 @@ impl InventoryEndpoint {
                 annotate(&keys::INVENTORY_STATUS, "released");
                 Ok(json_response(
                     StatusCode::OK,
-                    &ReservationAnswer { order_id: order_id.to_owned(), status: "released".to_owned(), units },
+                    &ReservationAnswer {
+                        order_id: order_id.to_owned(),
+                        status: "released".to_owned(),
+                        units,
+                    },
                 ))
             }
             ReleaseResult::NotFound => Err(ApiError::new(
@@ -97,7 +121,9 @@ impl InventoryEndpoint {
 
 /// `/reservations/{order_id}/release` → the order id.
 fn release_target(path: &str) -> Option<&str> {
-    let order_id = path.strip_prefix("/reservations/")?.strip_suffix("/release")?;
+    let order_id = path
+        .strip_prefix("/reservations/")?
+        .strip_suffix("/release")?;
     (!order_id.is_empty() && !order_id.contains('/')).then_some(order_id)
 }
 
@@ -108,7 +134,9 @@ impl Endpoint for InventoryEndpoint {
         let result = match (path.as_str(), release_target(&path)) {
             ("/reservations", _) if is_post => self.reserve(&request).await,
             (_, Some(order_id)) if is_post => self.release(order_id).await,
-            ("/reservations", _) | (_, Some(_)) => Err(ApiError::method_not_allowed(request.method(), "POST")),
+            ("/reservations", _) | (_, Some(_)) => {
+                Err(ApiError::method_not_allowed(request.method(), "POST"))
+            }
             _ => Err(ApiError::not_found(&path)),
         };
         result.unwrap_or_else(ApiError::into_response)

@@ -33,14 +33,23 @@ impl ReserveRequest {
     /// Checks the fields, naming the first one at fault.
     pub fn validate(&self) -> Result<(), ApiError> {
         if self.order_id.trim().is_empty() || self.order_id.len() > 128 {
-            return Err(ApiError::invalid_field("order_id", "order_id must be 1-128 characters"));
+            return Err(ApiError::invalid_field(
+                "order_id",
+                "order_id must be 1-128 characters",
+            ));
         }
         if self.items.is_empty() || self.items.len() > MAX_LINES {
-            return Err(ApiError::invalid_field("items", format!("items must hold 1-{MAX_LINES} lines")));
+            return Err(ApiError::invalid_field(
+                "items",
+                format!("items must hold 1-{MAX_LINES} lines"),
+            ));
         }
         for (i, line) in self.items.iter().enumerate() {
             if line.sku.trim().is_empty() {
-                return Err(ApiError::invalid_field(format!("items[{i}].sku"), "sku must not be empty"));
+                return Err(ApiError::invalid_field(
+                    format!("items[{i}].sku"),
+                    "sku must not be empty",
+                ));
             }
             if !(1..=MAX_QUANTITY).contains(&line.quantity) {
                 return Err(ApiError::invalid_field(

@@ -84,7 +84,12 @@ impl Stock {
     pub fn seeded(seed: u64, min: u32, max: u32) -> Self {
         let simulator = Simulator::seeded(seed);
         let stock = (0..CATALOG_SIZE)
-            .map(|i| (catalog_sku(i), simulator.between(u64::from(min), u64::from(max)) as u32))
+            .map(|i| {
+                (
+                    catalog_sku(i),
+                    simulator.between(u64::from(min), u64::from(max)) as u32,
+                )
+            })
             .collect();
         Self::with_levels(stock)
     }
@@ -92,7 +97,10 @@ impl Stock {
     /// A catalog with exactly these levels.
     pub fn with_levels(stock: HashMap<String, u32>) -> Self {
         Self {
-            state: Mutex::new(State { stock, reservations: HashMap::new() }),
+            state: Mutex::new(State {
+                stock,
+                reservations: HashMap::new(),
+            }),
         }
     }
 
@@ -110,7 +118,9 @@ impl Stock {
         let mut state = self.lock();
         if let Some(existing) = state.reservations.get(order_id) {
             return if !existing.released && existing.lines == lines {
-                ReserveResult::AlreadyReserved { units: units(lines) }
+                ReserveResult::AlreadyReserved {
+                    units: units(lines),
+                }
             } else {
                 ReserveResult::Conflict
             };
@@ -126,7 +136,10 @@ impl Stock {
         for (sku, (requested, line)) in by_line {
             match state.stock.get(*sku) {
                 None => {
-                    return ReserveResult::Short(Shortage::UnknownSku { line: *line, sku: sku.to_string() })
+                    return ReserveResult::Short(Shortage::UnknownSku {
+                        line: *line,
+                        sku: sku.to_string(),
+                    })
                 }
                 Some(&available) if available < *requested => {
                     return ReserveResult::Short(Shortage::Insufficient {
@@ -146,15 +159,23 @@ impl Stock {
         }
         state.reservations.insert(
             order_id.to_owned(),
-            Reservation { lines: lines.to_vec(), released: false },
+            Reservation {
+                lines: lines.to_vec(),
+                released: false,
+            },
         );
-        ReserveResult::Reserved { units: units(lines) }
+        ReserveResult::Reserved {
+            units: units(lines),
+        }
     }
 
     /// Returns an order's units to stock (once, however often it is asked).
     pub fn release(&self, order_id: &str) -> ReleaseResult {
         let mut state = self.lock();
-        let State { stock, reservations } = &mut *state;
+        let State {
+            stock,
+            reservations,
+        } = &mut *state;
         let Some(reservation) = reservations.get_mut(order_id) else {
             return ReleaseResult::NotFound;
         };
@@ -166,7 +187,9 @@ impl Stock {
             }
             reservation.released = true;
         }
-        ReleaseResult::Released { units: units(&reservation.lines) }
+        ReleaseResult::Released {
+            units: units(&reservation.lines),
+        }
     }
 }
 
@@ -179,7 +202,10 @@ mod tests {
     use super::*;
 
     fn line(sku: &str, quantity: u32) -> ReservationLine {
-        ReservationLine { sku: sku.into(), quantity }
+        ReservationLine {
+            sku: sku.into(),
+            quantity,
+        }
     }
 
     fn stock() -> Stock {
@@ -191,20 +217,37 @@ mod tests {
         let stock = stock();
         assert_eq!(
             stock.reserve("o1", &[line("A", 2), line("B", 2)]),
-            ReserveResult::Short(Shortage::Insufficient { line: 1, sku: "B".into(), requested: 2, available: 1 })
+            ReserveResult::Short(Shortage::Insufficient {
+                line: 1,
+                sku: "B".into(),
+                requested: 2,
+                available: 1
+            })
         );
         assert_eq!(stock.available("A"), Some(5), "nothing taken on a shortage");
-        assert_eq!(stock.reserve("o1", &[line("A", 2), line("B", 1)]), ReserveResult::Reserved { units: 3 });
-        assert_eq!((stock.available("A"), stock.available("B")), (Some(3), Some(0)));
+        assert_eq!(
+            stock.reserve("o1", &[line("A", 2), line("B", 1)]),
+            ReserveResult::Reserved { units: 3 }
+        );
+        assert_eq!(
+            (stock.available("A"), stock.available("B")),
+            (Some(3), Some(0))
+        );
     }
 
     #[test]
     fn repeated_skus_are_summed() {
         let stock = stock();
-        assert!(matches!(stock.reserve("o", &[line("A", 3), line("A", 3)]), ReserveResult::Short(_)));
+        assert!(matches!(
+            stock.reserve("o", &[line("A", 3), line("A", 3)]),
+            ReserveResult::Short(_)
+        ));
         assert_eq!(
             stock.reserve("o", &[line("Z", 1)]),
-            ReserveResult::Short(Shortage::UnknownSku { line: 0, sku: "Z".into() })
+            ReserveResult::Short(Shortage::UnknownSku {
+                line: 0,
+                sku: "Z".into()
+            })
         );
     }
 
@@ -212,15 +255,25 @@ mod tests {
     fn idempotent_reserve_and_release() {
         let stock = stock();
         let lines = [line("A", 2)];
-        assert_eq!(stock.reserve("o", &lines), ReserveResult::Reserved { units: 2 });
-        assert_eq!(stock.reserve("o", &lines), ReserveResult::AlreadyReserved { units: 2 });
+        assert_eq!(
+            stock.reserve("o", &lines),
+            ReserveResult::Reserved { units: 2 }
+        );
+        assert_eq!(
+            stock.reserve("o", &lines),
+            ReserveResult::AlreadyReserved { units: 2 }
+        );
         assert_eq!(stock.reserve("o", &[line("A", 1)]), ReserveResult::Conflict);
         assert_eq!(stock.available("A"), Some(3));
         assert_eq!(stock.release("o"), ReleaseResult::Released { units: 2 });
         assert_eq!(stock.release("o"), ReleaseResult::Released { units: 2 });
         assert_eq!(stock.available("A"), Some(5), "released once");
         assert_eq!(stock.release("nope"), ReleaseResult::NotFound);
-        assert_eq!(stock.reserve("o", &lines), ReserveResult::Conflict, "a released order stays released");
+        assert_eq!(
+            stock.reserve("o", &lines),
+            ReserveResult::Conflict,
+            "a released order stays released"
+        );
     }
 
     #[test]

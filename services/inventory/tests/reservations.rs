@@ -14,7 +14,10 @@ use serde_json::{json, Value};
 const EVENT: &str = include_str!("fixtures/lattice-v2-post-reservation.json");
 
 fn endpoint(latency: LatencyRange, fault_rate: f64) -> InventoryEndpoint {
-    let stock = Stock::with_levels(HashMap::from([("SKU-0001".to_owned(), 3), ("SKU-0002".to_owned(), 1)]));
+    let stock = Stock::with_levels(HashMap::from([
+        ("SKU-0001".to_owned(), 3),
+        ("SKU-0002".to_owned(), 1),
+    ]));
     InventoryEndpoint::new(stock, Simulator::seeded(2), latency, fault_rate)
 }
 
@@ -31,29 +34,57 @@ async fn call(endpoint: &InventoryEndpoint, request: Request) -> (u16, Value, Va
     let sink = MemorySink::default();
     let telemetry = Telemetry::with_sink("inventory", sink.clone(), 1.0);
     let response = handle_traced(&telemetry, endpoint, request).await;
-    let Body::Text(text) = response.body() else { panic!("text body") };
+    let Body::Text(text) = response.body() else {
+        panic!("text body")
+    };
     let segment = sink.documents().pop().expect("one segment");
-    (response.status().as_u16(), serde_json::from_str(text).unwrap(), segment)
+    (
+        response.status().as_u16(),
+        serde_json::from_str(text).unwrap(),
+        segment,
+    )
 }
 
 #[tokio::test]
 async fn reserves_then_replays_then_releases_once() {
     let endpoint = endpoint(LatencyRange::NONE, 0.0);
     let (status, body, segment) = call(&endpoint, lattice_request(EVENT)).await;
-    assert_eq!((status, body), (200, json!({"order_id": "ord-1", "status": "reserved", "units": 3})));
+    assert_eq!(
+        (status, body),
+        (
+            200,
+            json!({"order_id": "ord-1", "status": "reserved", "units": 3})
+        )
+    );
     assert_eq!(segment["name"], "inventory");
-    assert_eq!(segment["annotations"], json!({"order_id": "ord-1", "item_count": 2, "inventory_status": "reserved"}));
+    assert_eq!(
+        segment["annotations"],
+        json!({"order_id": "ord-1", "item_count": 2, "inventory_status": "reserved"})
+    );
     assert_eq!(
         segment["metadata"]["reservation"]["items"],
         json!([{"sku": "SKU-0001", "quantity": 2}, {"sku": "SKU-0002", "quantity": 1}])
     );
 
     let (status, body, _) = call(&endpoint, lattice_request(EVENT)).await;
-    assert_eq!((status, body), (200, json!({"order_id": "ord-1", "status": "reserved", "units": 3})));
+    assert_eq!(
+        (status, body),
+        (
+            200,
+            json!({"order_id": "ord-1", "status": "reserved", "units": 3})
+        )
+    );
 
     for _ in 0..2 {
-        let (status, body, segment) = call(&endpoint, event("/reservations/ord-1/release", None)).await;
-        assert_eq!((status, body), (200, json!({"order_id": "ord-1", "status": "released", "units": 3})));
+        let (status, body, segment) =
+            call(&endpoint, event("/reservations/ord-1/release", None)).await;
+        assert_eq!(
+            (status, body),
+            (
+                200,
+                json!({"order_id": "ord-1", "status": "released", "units": 3})
+            )
+        );
         assert_eq!(segment["annotations"]["inventory_status"], "released");
     }
     // Stock came back exactly once: the same three units can be held again by another order.
@@ -79,7 +110,10 @@ async fn short_stock_is_409_naming_the_line() {
     let (status, body, _) = call(&endpoint, event("/reservations", Some(unknown))).await;
     assert_eq!(
         (status, body),
-        (409, json!({"error": "insufficient_stock", "message": "SKU-9999 is not in the catalog", "field": "items[0]"}))
+        (
+            409,
+            json!({"error": "insufficient_stock", "message": "SKU-9999 is not in the catalog", "field": "items[0]"})
+        )
     );
 }
 
@@ -87,15 +121,36 @@ async fn short_stock_is_409_naming_the_line() {
 async fn bad_input_and_routes() {
     let endpoint = endpoint(LatencyRange::NONE, 0.0);
     let table = [
-        ("/reservations", Some(json!({"order_id": "o", "items": []})), 400,
-         json!({"error": "validation_failed", "field": "items", "message": "items must hold 1-50 lines"})),
-        ("/reservations", Some(json!({"order_id": "o", "items": [{"sku": "A", "quantity": 0}]})), 400,
-         json!({"error": "validation_failed", "field": "items[0].quantity", "message": "quantity must be between 1 and 100"})),
-        ("/reservations", Some(json!({"order_id": "o", "items": [{"sku": "A", "quantity": -1}]})), 400,
-         json!({"error": "validation_failed", "field": "items[0].quantity", "message": "invalid value: integer `-1`, expected u32"})),
-        ("/reservations/nope/release", None, 404,
-         json!({"error": "reservation_not_found", "message": "no reservation for order nope"})),
-        ("/stock", None, 404, json!({"error": "not_found", "message": "no route for /stock"})),
+        (
+            "/reservations",
+            Some(json!({"order_id": "o", "items": []})),
+            400,
+            json!({"error": "validation_failed", "field": "items", "message": "items must hold 1-50 lines"}),
+        ),
+        (
+            "/reservations",
+            Some(json!({"order_id": "o", "items": [{"sku": "A", "quantity": 0}]})),
+            400,
+            json!({"error": "validation_failed", "field": "items[0].quantity", "message": "quantity must be between 1 and 100"}),
+        ),
+        (
+            "/reservations",
+            Some(json!({"order_id": "o", "items": [{"sku": "A", "quantity": -1}]})),
+            400,
+            json!({"error": "validation_failed", "field": "items[0].quantity", "message": "invalid value: integer `-1`, expected u32"}),
+        ),
+        (
+            "/reservations/nope/release",
+            None,
+            404,
+            json!({"error": "reservation_not_found", "message": "no reservation for order nope"}),
+        ),
+        (
+            "/stock",
+            None,
+            404,
+            json!({"error": "not_found", "message": "no route for /stock"}),
+        ),
     ];
     for (path, body, status, expected) in table {
         let (got_status, got_body, _) = call(&endpoint, event(path, body)).await;
@@ -104,7 +159,13 @@ async fn bad_input_and_routes() {
     let mut get: Value = serde_json::from_str(EVENT).unwrap();
     get["method"] = json!("GET");
     let (status, body, _) = call(&endpoint, lattice_request(&get.to_string())).await;
-    assert_eq!((status, body), (405, json!({"error": "method_not_allowed", "message": "GET is not allowed here; use POST"})));
+    assert_eq!(
+        (status, body),
+        (
+            405,
+            json!({"error": "method_not_allowed", "message": "GET is not allowed here; use POST"})
+        )
+    );
 }
 
 #[tokio::test]
@@ -113,7 +174,10 @@ async fn faults_are_503_and_hold_nothing() {
     let (status, body, segment) = call(&endpoint, lattice_request(EVENT)).await;
     assert_eq!(
         (status, body),
-        (503, json!({"error": "inventory_unavailable", "message": "the stock store failed; nothing was reserved or released"}))
+        (
+            503,
+            json!({"error": "inventory_unavailable", "message": "the stock store failed; nothing was reserved or released"})
+        )
     );
     assert_eq!(segment["fault"], true);
     assert_eq!(segment["annotations"]["inventory_status"], "fault");
@@ -121,10 +185,19 @@ async fn faults_are_503_and_hold_nothing() {
 
 #[tokio::test(start_paused = true)]
 async fn takes_its_simulated_latency() {
-    let endpoint = endpoint(LatencyRange { min_ms: 50, max_ms: 300 }, 0.0);
+    let endpoint = endpoint(
+        LatencyRange {
+            min_ms: 50,
+            max_ms: 300,
+        },
+        0.0,
+    );
     let started = tokio::time::Instant::now();
     let (status, _, _) = call(&endpoint, lattice_request(EVENT)).await;
     let took = started.elapsed();
     assert_eq!(status, 200);
-    assert!(took >= Duration::from_millis(50) && took <= Duration::from_millis(300), "{took:?}");
+    assert!(
+        took >= Duration::from_millis(50) && took <= Duration::from_millis(300),
+        "{took:?}"
+    );
 }

@@ -19,11 +19,20 @@ pub struct OrderConfig {
 }
 
 fn base_url(variable: &'static str, raw: Option<String>) -> Result<String, Error> {
-    let raw = raw.ok_or(Error::Config { variable, reason: "must be set to the service's Lattice URL".to_owned() })?;
-    let uri: http::Uri = raw.parse().map_err(|_| Error::Config { variable, reason: format!("{raw:?} is not a URL") })?;
+    let raw = raw.ok_or(Error::Config {
+        variable,
+        reason: "must be set to the service's Lattice URL".to_owned(),
+    })?;
+    let uri: http::Uri = raw.parse().map_err(|_| Error::Config {
+        variable,
+        reason: format!("{raw:?} is not a URL"),
+    })?;
     match (uri.scheme_str(), uri.host()) {
         (Some("http" | "https"), Some(_)) => Ok(raw.trim_end_matches('/').to_owned()),
-        _ => Err(Error::Config { variable, reason: format!("{raw:?} is not an http(s) URL with a host") }),
+        _ => Err(Error::Config {
+            variable,
+            reason: format!("{raw:?} is not an http(s) URL with a host"),
+        }),
     }
 }
 
@@ -32,7 +41,10 @@ fn millis(variable: &'static str, raw: Option<String>, default: u64) -> Result<D
         None => Ok(Duration::from_millis(default)),
         Some(raw) => match raw.parse::<u64>() {
             Ok(ms) if (1..=900_000).contains(&ms) => Ok(Duration::from_millis(ms)),
-            _ => Err(Error::Config { variable, reason: format!("{raw:?} is not 1-900000 ms") }),
+            _ => Err(Error::Config {
+                variable,
+                reason: format!("{raw:?} is not 1-900000 ms"),
+            }),
         },
     }
 }
@@ -47,15 +59,26 @@ impl OrderConfig {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
         let currency = lookup("ORDER_CURRENCY").unwrap_or_else(|| "USD".to_owned());
         if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_uppercase()) {
-            return Err(Error::Config { variable: "ORDER_CURRENCY", reason: format!("{currency:?} is not an ISO 4217 code") });
+            return Err(Error::Config {
+                variable: "ORDER_CURRENCY",
+                reason: format!("{currency:?} is not an ISO 4217 code"),
+            });
         }
         Ok(Self {
             inventory_url: base_url("INVENTORY_SERVICE_URL", lookup("INVENTORY_SERVICE_URL"))?,
             payment_url: base_url("PAYMENT_SERVICE_URL", lookup("PAYMENT_SERVICE_URL"))?,
             currency,
             timeouts: Timeouts {
-                connect: millis("DOWNSTREAM_CONNECT_TIMEOUT_MS", lookup("DOWNSTREAM_CONNECT_TIMEOUT_MS"), 1000)?,
-                request: millis("DOWNSTREAM_TIMEOUT_MS", lookup("DOWNSTREAM_TIMEOUT_MS"), 3000)?,
+                connect: millis(
+                    "DOWNSTREAM_CONNECT_TIMEOUT_MS",
+                    lookup("DOWNSTREAM_CONNECT_TIMEOUT_MS"),
+                    1000,
+                )?,
+                request: millis(
+                    "DOWNSTREAM_TIMEOUT_MS",
+                    lookup("DOWNSTREAM_TIMEOUT_MS"),
+                    3000,
+                )?,
             },
         })
     }
@@ -66,21 +89,38 @@ mod tests {
     use super::*;
 
     fn parse(pairs: &[(&str, &str)]) -> Result<OrderConfig, Error> {
-        OrderConfig::from_lookup(|k| pairs.iter().find(|(key, _)| *key == k).map(|(_, v)| v.to_string()))
+        OrderConfig::from_lookup(|k| {
+            pairs
+                .iter()
+                .find(|(key, _)| *key == k)
+                .map(|(_, v)| v.to_string())
+        })
     }
 
     const URLS: [(&str, &str); 2] = [
-        ("INVENTORY_SERVICE_URL", "https://inventory-0f1e.7d67968.vpc-lattice-svcs.eu-west-1.on.aws/"),
+        (
+            "INVENTORY_SERVICE_URL",
+            "https://inventory-0f1e.7d67968.vpc-lattice-svcs.eu-west-1.on.aws/",
+        ),
         ("PAYMENT_SERVICE_URL", "http://127.0.0.1:9002"),
     ];
 
     #[test]
     fn reads_urls_and_defaults() {
         let config = parse(&URLS).unwrap();
-        assert_eq!(config.inventory_url, "https://inventory-0f1e.7d67968.vpc-lattice-svcs.eu-west-1.on.aws");
+        assert_eq!(
+            config.inventory_url,
+            "https://inventory-0f1e.7d67968.vpc-lattice-svcs.eu-west-1.on.aws"
+        );
         assert_eq!(config.payment_url, "http://127.0.0.1:9002");
         assert_eq!(config.currency, "USD");
-        assert_eq!(config.timeouts, Timeouts { connect: Duration::from_secs(1), request: Duration::from_secs(3) });
+        assert_eq!(
+            config.timeouts,
+            Timeouts {
+                connect: Duration::from_secs(1),
+                request: Duration::from_secs(3)
+            }
+        );
     }
 
     #[test]

@@ -39,8 +39,20 @@ pub struct OrderEndpoint<I, P, Ids> {
 
 impl<I: Inventory, P: Payment, Ids: OrderIds> OrderEndpoint<I, P, Ids> {
     /// A service placing orders in `currency`, giving each downstream call `call_deadline`.
-    pub fn new(inventory: I, payment: P, ids: Ids, currency: &str, call_deadline: Duration) -> Self {
-        Self { inventory, payment, ids, currency: currency.to_owned(), call_deadline }
+    pub fn new(
+        inventory: I,
+        payment: P,
+        ids: Ids,
+        currency: &str,
+        call_deadline: Duration,
+    ) -> Self {
+        Self {
+            inventory,
+            payment,
+            ids,
+            currency: currency.to_owned(),
+            call_deadline,
+        }
     }
 
     async fn create(&self, request: &Request) -> Result<Response<Body>, ApiError> {
@@ -55,7 +67,14 @@ impl<I: Inventory, P: Payment, Ids: OrderIds> OrderEndpoint<I, P, Ids> {
                    "total": order.total, "currency": self.currency}),
         );
 
-        let report = place_order(&order, &self.currency, &self.inventory, &self.payment, self.call_deadline).await;
+        let report = place_order(
+            &order,
+            &self.currency,
+            &self.inventory,
+            &self.payment,
+            self.call_deadline,
+        )
+        .await;
         annotate(&keys::INVENTORY_STATUS, report.inventory.as_str());
         annotate(&keys::PAYMENT_STATUS, report.payment.as_str());
         match report.outcome {
@@ -81,12 +100,22 @@ fn to_api_error(error: OrderError) -> ApiError {
     match error {
         OrderError::StockRefused { code, .. } => ApiError::new(
             StatusCode::CONFLICT,
-            if code == "insufficient_stock" { "insufficient_stock" } else { "reservation_refused" },
+            if code == "insufficient_stock" {
+                "insufficient_stock"
+            } else {
+                "reservation_refused"
+            },
             message,
         ),
-        OrderError::PaymentDeclined(_) => ApiError::new(StatusCode::PAYMENT_REQUIRED, "payment_declined", message),
-        OrderError::DownstreamFault(_) => ApiError::new(StatusCode::BAD_GATEWAY, "downstream_fault", message),
-        OrderError::DownstreamTimeout(_) => ApiError::new(StatusCode::GATEWAY_TIMEOUT, "downstream_timeout", message),
+        OrderError::PaymentDeclined(_) => {
+            ApiError::new(StatusCode::PAYMENT_REQUIRED, "payment_declined", message)
+        }
+        OrderError::DownstreamFault(_) => {
+            ApiError::new(StatusCode::BAD_GATEWAY, "downstream_fault", message)
+        }
+        OrderError::DownstreamTimeout(_) => {
+            ApiError::new(StatusCode::GATEWAY_TIMEOUT, "downstream_timeout", message)
+        }
     }
 }
 

@@ -30,7 +30,9 @@ fn downstream(error: Error) -> DownstreamError {
 }
 
 fn parse<T: for<'de> Deserialize<'de>>(response: &LatticeResponse) -> Result<T, DownstreamError> {
-    serde_json::from_slice(&response.body).map_err(|_| DownstreamError::Fault { status: response.status })
+    serde_json::from_slice(&response.body).map_err(|_| DownstreamError::Fault {
+        status: response.status,
+    })
 }
 
 /// Inventory over Lattice.
@@ -43,21 +45,38 @@ pub struct LatticeInventory {
 impl LatticeInventory {
     /// Calls the inventory service at `base_url`.
     pub fn new(client: LatticeClient, base_url: &str) -> Self {
-        Self { client, base_url: base_url.trim_end_matches('/').to_owned() }
+        Self {
+            client,
+            base_url: base_url.trim_end_matches('/').to_owned(),
+        }
     }
 }
 
 impl Inventory for LatticeInventory {
-    async fn reserve(&self, order_id: &str, items: &[OrderLine]) -> Result<ReserveOutcome, DownstreamError> {
-        let lines: Vec<_> = items.iter().map(|l| json!({"sku": l.sku, "quantity": l.quantity})).collect();
+    async fn reserve(
+        &self,
+        order_id: &str,
+        items: &[OrderLine],
+    ) -> Result<ReserveOutcome, DownstreamError> {
+        let lines: Vec<_> = items
+            .iter()
+            .map(|l| json!({"sku": l.sku, "quantity": l.quantity}))
+            .collect();
         let body = Bytes::from(json!({"order_id": order_id, "items": lines}).to_string());
         let url = format!("{}/reservations", self.base_url);
-        let response = self.client.post_json("inventory", &url, body).await.map_err(downstream)?;
+        let response = self
+            .client
+            .post_json("inventory", &url, body)
+            .await
+            .map_err(downstream)?;
         match response.status {
             200 => Ok(ReserveOutcome::Reserved),
             409 => {
                 let refusal: ErrorBody = parse(&response)?;
-                Ok(ReserveOutcome::Refused { code: refusal.error, message: refusal.message })
+                Ok(ReserveOutcome::Refused {
+                    code: refusal.error,
+                    message: refusal.message,
+                })
             }
             status => Err(DownstreamError::Fault { status }),
         }
@@ -66,7 +85,11 @@ impl Inventory for LatticeInventory {
     async fn release(&self, order_id: &str) -> Result<(), DownstreamError> {
         let url = format!("{}/reservations/{order_id}/release", self.base_url);
         let body = Bytes::from_static(b"{}");
-        let response = self.client.post_json("inventory", &url, body).await.map_err(downstream)?;
+        let response = self
+            .client
+            .post_json("inventory", &url, body)
+            .await
+            .map_err(downstream)?;
         match response.status {
             200 | 404 => Ok(()),
             status => Err(DownstreamError::Fault { status }),
@@ -84,18 +107,36 @@ pub struct LatticePayment {
 impl LatticePayment {
     /// Calls the payment service at `base_url`.
     pub fn new(client: LatticeClient, base_url: &str) -> Self {
-        Self { client, base_url: base_url.trim_end_matches('/').to_owned() }
+        Self {
+            client,
+            base_url: base_url.trim_end_matches('/').to_owned(),
+        }
     }
 }
 
 impl Payment for LatticePayment {
-    async fn charge(&self, order_id: &str, amount: f64, currency: &str) -> Result<ChargeOutcome, DownstreamError> {
-        let body = Bytes::from(json!({"order_id": order_id, "amount": amount, "currency": currency}).to_string());
+    async fn charge(
+        &self,
+        order_id: &str,
+        amount: f64,
+        currency: &str,
+    ) -> Result<ChargeOutcome, DownstreamError> {
+        let body = Bytes::from(
+            json!({"order_id": order_id, "amount": amount, "currency": currency}).to_string(),
+        );
         let url = format!("{}/payments", self.base_url);
-        let response = self.client.post_json("payment", &url, body).await.map_err(downstream)?;
+        let response = self
+            .client
+            .post_json("payment", &url, body)
+            .await
+            .map_err(downstream)?;
         match response.status {
-            200 => Ok(ChargeOutcome::Approved { payment_id: parse::<Approved>(&response)?.payment_id }),
-            402 => Ok(ChargeOutcome::Declined { message: parse::<ErrorBody>(&response)?.message }),
+            200 => Ok(ChargeOutcome::Approved {
+                payment_id: parse::<Approved>(&response)?.payment_id,
+            }),
+            402 => Ok(ChargeOutcome::Declined {
+                message: parse::<ErrorBody>(&response)?.message,
+            }),
             status => Err(DownstreamError::Fault { status }),
         }
     }

@@ -10,7 +10,8 @@ async fn main() -> anyhow::Result<()> {
     let telemetry = Telemetry::from_config(&TelemetryConfig::from_env()?)?;
     telemetry.install_subscriber();
     let config = OrderConfig::from_env()?;
-    let lattice = LatticeClient::from_aws_config(telemetry.tracer().clone(), config.timeouts).await?;
+    let lattice =
+        LatticeClient::from_aws_config(telemetry.tracer().clone(), config.timeouts).await?;
     let endpoint = OrderEndpoint::new(
         LatticeInventory::new(lattice.clone(), &config.inventory_url),
         LatticePayment::new(lattice, &config.payment_url),

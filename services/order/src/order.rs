@@ -48,7 +48,11 @@ pub struct ValidOrder {
 }
 
 fn is_valid_id(id: &str) -> bool {
-    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 impl OrderRequest {
@@ -65,14 +69,23 @@ impl OrderRequest {
             None => new_id(),
         };
         if self.customer_id.trim().is_empty() {
-            return Err(ApiError::invalid_field("customer_id", "customer_id must not be empty"));
+            return Err(ApiError::invalid_field(
+                "customer_id",
+                "customer_id must not be empty",
+            ));
         }
         if self.items.is_empty() || self.items.len() > MAX_LINES {
-            return Err(ApiError::invalid_field("items", format!("items must hold 1-{MAX_LINES} lines")));
+            return Err(ApiError::invalid_field(
+                "items",
+                format!("items must hold 1-{MAX_LINES} lines"),
+            ));
         }
         for (i, line) in self.items.iter().enumerate() {
             if line.sku.trim().is_empty() {
-                return Err(ApiError::invalid_field(format!("items[{i}].sku"), "sku must not be empty"));
+                return Err(ApiError::invalid_field(
+                    format!("items[{i}].sku"),
+                    "sku must not be empty",
+                ));
             }
             if !(1..=MAX_QUANTITY).contains(&line.quantity) {
                 return Err(ApiError::invalid_field(

@@ -130,7 +130,9 @@ async fn within<T>(
 fn failure(service: Service, error: &DownstreamError) -> OrderError {
     match error {
         DownstreamError::Timeout => OrderError::DownstreamTimeout(service),
-        DownstreamError::Fault { .. } | DownstreamError::Unreachable => OrderError::DownstreamFault(service),
+        DownstreamError::Fault { .. } | DownstreamError::Unreachable => {
+            OrderError::DownstreamFault(service)
+        }
     }
 }
 
@@ -173,7 +175,12 @@ pub async fn place_order(
         }
     }
 
-    match within(call_deadline, payment.charge(order_id, order.total, currency)).await {
+    match within(
+        call_deadline,
+        payment.charge(order_id, order.total, currency),
+    )
+    .await
+    {
         Ok(ChargeOutcome::Approved { payment_id }) => SagaReport {
             outcome: Ok(payment_id),
             inventory: InventoryStatus::Reserved,

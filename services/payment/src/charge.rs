@@ -20,10 +20,16 @@ impl ChargeRequest {
     /// Checks the fields, naming the first one at fault.
     pub fn validate(&self) -> Result<(), ApiError> {
         if self.order_id.trim().is_empty() || self.order_id.len() > 128 {
-            return Err(ApiError::invalid_field("order_id", "order_id must be 1-128 characters"));
+            return Err(ApiError::invalid_field(
+                "order_id",
+                "order_id must be 1-128 characters",
+            ));
         }
         if !(self.amount.is_finite() && self.amount > 0.0) {
-            return Err(ApiError::invalid_field("amount", "amount must be a number greater than 0"));
+            return Err(ApiError::invalid_field(
+                "amount",
+                "amount must be a number greater than 0",
+            ));
         }
         if self.currency.len() != 3 || !self.currency.bytes().all(|b| b.is_ascii_uppercase()) {
             return Err(ApiError::invalid_field(

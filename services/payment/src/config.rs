@@ -40,7 +40,10 @@ impl PaymentConfig {
                 variable: "PAYMENT_LATENCY_MS",
                 reason: format!("{raw:?} is not MS, MIN..MAX or 0"),
             })?,
-            None => LatencyRange { min_ms: 100, max_ms: 500 },
+            None => LatencyRange {
+                min_ms: 100,
+                max_ms: 500,
+            },
         };
         let seed = match lookup("SIMULATION_SEED") {
             Some(raw) => raw.parse().map_err(|_| Error::Config {
@@ -66,14 +69,23 @@ mod tests {
 
     fn parse(pairs: &[(&str, &str)]) -> Result<PaymentConfig, Error> {
         PaymentConfig::from_lookup(|k| {
-            pairs.iter().find(|(key, _)| *key == k).map(|(_, v)| v.to_string())
+            pairs
+                .iter()
+                .find(|(key, _)| *key == k)
+                .map(|(_, v)| v.to_string())
         })
     }
 
     #[test]
     fn defaults_match_the_seed_service() {
         let config = parse(&[]).unwrap();
-        assert_eq!(config.gateway.latency, LatencyRange { min_ms: 100, max_ms: 500 });
+        assert_eq!(
+            config.gateway.latency,
+            LatencyRange {
+                min_ms: 100,
+                max_ms: 500
+            }
+        );
         assert!((config.gateway.decline_rate + config.gateway.fault_rate - 0.10).abs() < 1e-9);
         assert_eq!(config.seed, 2);
     }
@@ -81,9 +93,19 @@ mod tests {
     #[test]
     fn rejects_bad_values() {
         assert!(parse(&[("PAYMENT_DECLINE_RATE", "2")]).is_err());
-        assert!(parse(&[("PAYMENT_DECLINE_RATE", "0.6"), ("PAYMENT_FAULT_RATE", "0.6")]).is_err());
+        assert!(parse(&[
+            ("PAYMENT_DECLINE_RATE", "0.6"),
+            ("PAYMENT_FAULT_RATE", "0.6")
+        ])
+        .is_err());
         assert!(parse(&[("PAYMENT_LATENCY_MS", "fast")]).is_err());
         assert!(parse(&[("SIMULATION_SEED", "-1")]).is_err());
-        assert_eq!(parse(&[("PAYMENT_LATENCY_MS", "0")]).unwrap().gateway.latency, LatencyRange::NONE);
+        assert_eq!(
+            parse(&[("PAYMENT_LATENCY_MS", "0")])
+                .unwrap()
+                .gateway
+                .latency,
+            LatencyRange::NONE
+        );
     }
 }

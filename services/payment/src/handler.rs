@@ -42,10 +42,17 @@ impl<G: Gateway> PaymentEndpoint<G> {
             None => {
                 annotate_replay(false);
                 match self.gateway.charge(&charge).await {
-                    ChargeOutcome::GatewayFault => {
-                        (ChargeOutcome::GatewayFault, charge.amount, charge.currency.clone())
-                    }
-                    settled => self.ledger.settle(&charge.order_id, settled, charge.amount, &charge.currency),
+                    ChargeOutcome::GatewayFault => (
+                        ChargeOutcome::GatewayFault,
+                        charge.amount,
+                        charge.currency.clone(),
+                    ),
+                    settled => self.ledger.settle(
+                        &charge.order_id,
+                        settled,
+                        charge.amount,
+                        &charge.currency,
+                    ),
                 }
             }
         };

@@ -20,13 +20,22 @@ pub struct Script<T> {
 
 impl<T> Script<T> {
     pub fn ok(answer: T) -> Self {
-        Self { answer: Ok(answer), delay: Duration::ZERO }
+        Self {
+            answer: Ok(answer),
+            delay: Duration::ZERO,
+        }
     }
     pub fn err(error: DownstreamError) -> Self {
-        Self { answer: Err(error), delay: Duration::ZERO }
+        Self {
+            answer: Err(error),
+            delay: Duration::ZERO,
+        }
     }
     pub fn hang(answer: T) -> Self {
-        Self { answer: Ok(answer), delay: Duration::from_secs(3600) }
+        Self {
+            answer: Ok(answer),
+            delay: Duration::from_secs(3600),
+        }
     }
 }
 
@@ -43,8 +52,15 @@ pub struct FakeInventory {
 }
 
 impl Inventory for FakeInventory {
-    async fn reserve(&self, order_id: &str, items: &[OrderLine]) -> Result<ReserveOutcome, DownstreamError> {
-        self.log.lock().unwrap().push(format!("reserve {order_id} {}", items.len()));
+    async fn reserve(
+        &self,
+        order_id: &str,
+        items: &[OrderLine],
+    ) -> Result<ReserveOutcome, DownstreamError> {
+        self.log
+            .lock()
+            .unwrap()
+            .push(format!("reserve {order_id} {}", items.len()));
         wait(self.reserve.delay).await;
         self.reserve.answer.clone()
     }
@@ -62,8 +78,16 @@ pub struct FakePayment {
 }
 
 impl Payment for FakePayment {
-    async fn charge(&self, order_id: &str, amount: f64, currency: &str) -> Result<ChargeOutcome, DownstreamError> {
-        self.log.lock().unwrap().push(format!("charge {order_id} {amount} {currency}"));
+    async fn charge(
+        &self,
+        order_id: &str,
+        amount: f64,
+        currency: &str,
+    ) -> Result<ChargeOutcome, DownstreamError> {
+        self.log
+            .lock()
+            .unwrap()
+            .push(format!("charge {order_id} {amount} {currency}"));
         wait(self.charge.delay).await;
         self.charge.answer.clone()
     }
@@ -76,14 +100,23 @@ pub fn fakes(
 ) -> (FakeInventory, FakePayment, CallLog) {
     let log = CallLog::default();
     (
-        FakeInventory { reserve, release: Script::ok(()), log: Arc::clone(&log) },
-        FakePayment { charge, log: Arc::clone(&log) },
+        FakeInventory {
+            reserve,
+            release: Script::ok(()),
+            log: Arc::clone(&log),
+        },
+        FakePayment {
+            charge,
+            log: Arc::clone(&log),
+        },
         log,
     )
 }
 
 pub fn approved() -> Script<ChargeOutcome> {
-    Script::ok(ChargeOutcome::Approved { payment_id: "pay_7".into() })
+    Script::ok(ChargeOutcome::Approved {
+        payment_id: "pay_7".into(),
+    })
 }
 
 pub fn reserved() -> Script<ReserveOutcome> {
