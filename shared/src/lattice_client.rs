@@ -139,45 +139,12 @@ impl LatticeClient {
         url: &str,
         body: Bytes,
     ) -> Result<LatticeResponse, Error> {
-        let parent_cx = Context::current();
-        let mut span = self
-            .tracer
-            .span_builder(service.to_owned())
-            .with_kind(SpanKind::Client)
-            .with_attributes([
-                KeyValue::new("peer.service", service.to_owned()),
-                KeyValue::new("http.request.method", "POST"),
-                KeyValue::new("url.full", url.to_owned()),
-            ])
-            .start_with_context(&self.tracer, &parent_cx);
-        let trace_header = outgoing_header(&parent_cx, &span);
-
-        let result = self.send(service, url, body, trace_header.as_deref()).await;
+        let call = CallSegment::start(&self.tracer, service, "POST", url);
+        let result = self.send(service, url, body, call.trace_header()).await;
         match &result {
-            Ok(response) => {
-                span.set_attribute(KeyValue::new(
-                    "http.response.status_code",
-                    i64::from(response.status),
-                ));
-                if response.status >= 400 {
-                    span.set_status(Status::error(format!(
-                        "{service} answered {}",
-                        response.status
-                    )));
-                }
-            }
-            Err(error) => {
-                span.add_event(
-                    "exception",
-                    vec![
-                        KeyValue::new("exception.type", error.kind()),
-                        KeyValue::new("exception.message", error.to_string()),
-                    ],
-                );
-                span.set_status(Status::error(error.to_string()));
-            }
+            Ok(response) => call.answered(response.status),
+            Err(error) => call.failed(error),
         }
-        span.end();
         result
     }
 
@@ -259,6 +226,59 @@ impl LatticeClient {
             .into_parts();
         instructions.apply_to_request_http1x(request);
         Ok(())
+    }
+}
+
+/// One downstream call's subsegment and the trace header that points at it.
+#[derive(Debug)]
+pub struct CallSegment {
+    span: opentelemetry_sdk::trace::Span,
+    header: Option<String>,
+}
+
+impl CallSegment {
+    /// Starts a `remote` subsegment named `service` under the current context.
+    pub fn start(tracer: &SdkTracer, service: &str, method: &'static str, url: &str) -> Self {
+        let parent_cx = Context::current();
+        let span = tracer
+            .span_builder(service.to_owned())
+            .with_kind(SpanKind::Client)
+            .with_attributes([
+                KeyValue::new("peer.service", service.to_owned()),
+                KeyValue::new("http.request.method", method),
+                KeyValue::new("url.full", url.to_owned()),
+            ])
+            .start_with_context(tracer, &parent_cx);
+        let header = outgoing_header(&parent_cx, &span);
+        Self { span, header }
+    }
+
+    /// The `X-Amzn-Trace-Id` value to send (`Parent` = this subsegment).
+    pub fn trace_header(&self) -> Option<&str> {
+        self.header.as_deref()
+    }
+
+    /// Ends the subsegment with the peer's status (4xx → error, 5xx → fault).
+    pub fn answered(mut self, status: u16) {
+        self.span
+            .set_attribute(KeyValue::new("http.response.status_code", i64::from(status)));
+        if status >= 400 {
+            self.span.set_status(Status::error(format!("answered {status}")));
+        }
+        self.span.end();
+    }
+
+    /// Ends the subsegment as a fault with the error as its cause.
+    pub fn failed(mut self, error: &Error) {
+        self.span.add_event(
+            "exception",
+            vec![
+                KeyValue::new("exception.type", error.kind()),
+                KeyValue::new("exception.message", error.to_string()),
+            ],
+        );
+        self.span.set_status(Status::error(error.to_string()));
+        self.span.end();
     }
 }
 
