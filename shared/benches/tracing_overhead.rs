@@ -11,7 +11,9 @@ use std::thread;
 use criterion::{criterion_group, criterion_main, Criterion};
 use http::{HeaderMap, Method, Uri};
 use lattice_xray::lattice_client::CallSegment;
-use lattice_xray::{annotate, keys, record_metadata, Invocation, RequestInfo, Telemetry, TelemetryConfig};
+use lattice_xray::{
+    annotate, keys, record_metadata, Invocation, RequestInfo, Telemetry, TelemetryConfig,
+};
 use serde_json::json;
 
 /// Counts datagrams and bytes instead of sending them.
@@ -22,7 +24,8 @@ struct CountingSink {
 
 impl lattice_xray::export::DaemonSink for CountingSink {
     fn send(&self, datagram: &[u8]) -> std::io::Result<()> {
-        self.bytes.fetch_add(datagram.len(), std::sync::atomic::Ordering::Relaxed);
+        self.bytes
+            .fetch_add(datagram.len(), std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 }
@@ -34,19 +37,35 @@ fn handler_work(order_id: &str) -> String {
     .to_string()
 }
 
-fn traced_request(telemetry: &Telemetry, headers: &HeaderMap, method: &Method, uri: &Uri) -> String {
+fn traced_request(
+    telemetry: &Telemetry,
+    headers: &HeaderMap,
+    method: &Method,
+    uri: &Uri,
+) -> String {
     let invocation = Invocation::start(
         telemetry,
-        RequestInfo { method, uri, headers, lambda_trace_id: None },
+        RequestInfo {
+            method,
+            uri,
+            headers,
+            lambda_trace_id: None,
+        },
     );
     let guard = invocation.context().clone().attach();
     annotate(&keys::ORDER_ID, "ord-1");
     annotate(&keys::CUSTOMER_ID, "cust-42");
     annotate(&keys::ITEM_COUNT, 2u32);
     annotate(&keys::ORDER_TOTAL, 45.48);
-    record_metadata("order", json!({"items": [{"sku": "SKU-0001", "quantity": 2, "unit_price": 19.99},
-                                              {"sku": "SKU-0002", "quantity": 1, "unit_price": 5.5}]}));
-    for (service, url) in [("inventory", "https://inventory.example/reservations"), ("payment", "https://payment.example/payments")] {
+    record_metadata(
+        "order",
+        json!({"items": [{"sku": "SKU-0001", "quantity": 2, "unit_price": 19.99},
+                                              {"sku": "SKU-0002", "quantity": 1, "unit_price": 5.5}]}),
+    );
+    for (service, url) in [
+        ("inventory", "https://inventory.example/reservations"),
+        ("payment", "https://payment.example/payments"),
+    ] {
         let call = CallSegment::start(telemetry.tracer(), service, "POST", url);
         black_box(call.trace_header());
         call.answered(200);
@@ -79,7 +98,8 @@ fn bench(c: &mut Criterion) {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    let header = format!("Root=1-{epoch:08x}-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1");
+    let header =
+        format!("Root=1-{epoch:08x}-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1");
     headers.insert("x-amzn-trace-id", header.parse().unwrap());
     headers.insert("x-forwarded-for", "10.0.2.100".parse().unwrap());
     headers.insert("host", "order.example".parse().unwrap());
@@ -88,7 +108,9 @@ fn bench(c: &mut Criterion) {
     let uri: Uri = "/orders".parse().unwrap();
 
     let mut group = c.benchmark_group("order_request");
-    group.bench_function("untraced", |b| b.iter(|| black_box(handler_work(black_box("ord-1")))));
+    group.bench_function("untraced", |b| {
+        b.iter(|| black_box(handler_work(black_box("ord-1"))))
+    });
     group.bench_function("traced", |b| {
         b.iter(|| black_box(traced_request(&telemetry, &headers, &method, &uri)))
     });
@@ -101,9 +123,14 @@ fn bench(c: &mut Criterion) {
 
     let stats = telemetry.stats();
     let sent = stats.sent.load(std::sync::atomic::Ordering::Relaxed);
-    let dropped = stats.untranslatable.load(std::sync::atomic::Ordering::Relaxed);
+    let dropped = stats
+        .untranslatable
+        .load(std::sync::atomic::Ordering::Relaxed);
     println!("datagrams sent: {sent}, untranslatable spans: {dropped}");
-    assert!(sent > 0 && dropped == 0, "the traced benchmark must export every span");
+    assert!(
+        sent > 0 && dropped == 0,
+        "the traced benchmark must export every span"
+    );
 }
 
 criterion_group!(benches, bench);

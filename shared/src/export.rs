@@ -1,5 +1,10 @@
 //! Spans → X-Ray segment documents → the daemon.
 //!
+//! An invocation's spans are sent as **one** document: the segment with its subsegments nested,
+//! as the X-Ray SDKs do (translator option `always_nest_subsegments`). That is one datagram and
+//! one syscall per request instead of one per subsegment. A batch falls back to one document per
+//! span when nesting would lose something (metadata on a subsegment) or exceed 64 KiB.
+//!
 //! The translation is opentelemetry-aws's `SegmentTranslator` (SERVER span → segment named after
 //! `service.name`, other spans → independent subsegments, `annotation.*` → annotations, http and
 //! error fields from semantic-convention attributes). Two things are ours, and why:
@@ -16,6 +21,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Once};
 
+use opentelemetry::trace::SpanKind;
 use opentelemetry::Value;
 use opentelemetry_aws::xray_exporter::SegmentTranslator;
 use opentelemetry_sdk::error::OTelSdkResult;
@@ -125,6 +131,7 @@ impl ExportStats {
 #[derive(Debug)]
 pub struct SegmentExporter<S: DaemonSink> {
     translator: SegmentTranslator,
+    nesting_translator: SegmentTranslator,
     sink: S,
     stats: Arc<ExportStats>,
     buffer: Mutex<Vec<u8>>,
@@ -136,6 +143,7 @@ impl<S: DaemonSink> SegmentExporter<S> {
     pub fn new(sink: S) -> Self {
         Self {
             translator: SegmentTranslator::new(),
+            nesting_translator: SegmentTranslator::new().always_nest_subsegments(),
             sink,
             stats: Arc::default(),
             buffer: Mutex::new(Vec::with_capacity(8 * 1024)),
@@ -146,6 +154,47 @@ impl<S: DaemonSink> SegmentExporter<S> {
     /// The counters this exporter updates.
     pub fn stats(&self) -> Arc<ExportStats> {
         Arc::clone(&self.stats)
+    }
+
+    /// Exports spans that belong together (one invocation), nested into one document when possible.
+    pub fn export_batch(&self, batch: &[SpanData]) {
+        let mut buf = match self.buffer.lock() {
+            Ok(buf) => buf,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if batch.len() > 1 && self.try_export_nested(batch, &mut buf) {
+            return;
+        }
+        for span in batch {
+            self.export_one(span, &mut buf);
+        }
+    }
+
+    /// One nested document for the whole batch; false when the batch needs one document per span.
+    fn try_export_nested(&self, batch: &[SpanData], buf: &mut Vec<u8>) -> bool {
+        let mut roots = batch.iter().filter(|s| s.span_kind == SpanKind::Server);
+        let (Some(root), None) = (roots.next(), roots.next()) else {
+            return false;
+        };
+        if batch
+            .iter()
+            .any(|s| s.span_kind != SpanKind::Server && has_metadata(s))
+        {
+            return false;
+        }
+        let documents = self.nesting_translator.translate_spans(batch);
+        let [document] = documents.as_slice() else {
+            return false;
+        };
+        buf.clear();
+        buf.extend_from_slice(DAEMON_HEADER);
+        document.to_writer(&mut *buf);
+        append_metadata(root, buf);
+        if buf.len() > MAX_DATAGRAM_BYTES {
+            return false;
+        }
+        self.send(buf);
+        true
     }
 
     fn export_one(&self, span: &SpanData, buf: &mut Vec<u8>) {
@@ -162,6 +211,10 @@ impl<S: DaemonSink> SegmentExporter<S> {
             ExportStats::bump(&self.stats.oversized);
             return;
         }
+        self.send(buf);
+    }
+
+    fn send(&self, buf: &[u8]) {
         match self.sink.send(buf) {
             Ok(()) => ExportStats::bump(&self.stats.sent),
             Err(error) => {
@@ -172,6 +225,12 @@ impl<S: DaemonSink> SegmentExporter<S> {
             }
         }
     }
+}
+
+fn has_metadata(span: &SpanData) -> bool {
+    span.attributes
+        .iter()
+        .any(|kv| kv.key.as_str().starts_with(METADATA_ATTRIBUTE_PREFIX))
 }
 
 /// Appends `"metadata": {namespace: object, …}` to a serialized document that has none.
@@ -208,18 +267,13 @@ fn append_metadata(span: &SpanData, buf: &mut Vec<u8>) {
 
 impl<S: DaemonSink> SpanExporter for SegmentExporter<S> {
     async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-        let mut buf = match self.buffer.lock() {
-            Ok(buf) => buf,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        for span in &batch {
-            self.export_one(span, &mut buf);
-        }
+        self.export_batch(&batch);
         // Never an error: a telemetry failure must not surface anywhere near a request.
         Ok(())
     }
 
     fn set_resource(&mut self, resource: &Resource) {
         self.translator.set_resource(resource);
+        self.nesting_translator.set_resource(resource);
     }
 }

@@ -220,6 +220,9 @@ impl Invocation {
         };
 
         let span_context = span.span_context().clone();
+        if span_context.is_sampled() {
+            telemetry.open_invocations().begin(span_context.trace_id());
+        }
         let invocation = Self {
             root: XrayTraceId::from_otel(span_context.trace_id()),
             sampled: span_context.is_sampled(),

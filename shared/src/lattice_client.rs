@@ -260,10 +260,13 @@ impl CallSegment {
 
     /// Ends the subsegment with the peer's status (4xx → error, 5xx → fault).
     pub fn answered(mut self, status: u16) {
-        self.span
-            .set_attribute(KeyValue::new("http.response.status_code", i64::from(status)));
+        self.span.set_attribute(KeyValue::new(
+            "http.response.status_code",
+            i64::from(status),
+        ));
         if status >= 400 {
-            self.span.set_status(Status::error(format!("answered {status}")));
+            self.span
+                .set_status(Status::error(format!("answered {status}")));
         }
         self.span.end();
     }

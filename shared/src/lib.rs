@@ -14,6 +14,7 @@
 //! - [`daemon_address`]: `AWS_XRAY_DAEMON_ADDRESS` (both forms).
 //! - [`sampling`]: trace-id pinning and the sampler that honours callers' decisions.
 //! - [`export`]: spans → segment documents → UDP datagrams (or memory, in tests).
+//! - [`processor`]: holds an invocation's spans until its segment ends, then exports them.
 //! - [`telemetry`]: the per-process pipeline and `tracing` subscriber.
 //! - [`invocation`]: the trace context policy and one request's server segment.
 //! - [`annotation`]: typed annotations and namespaced metadata.
@@ -29,6 +30,7 @@ pub mod export;
 pub mod header;
 pub mod invocation;
 pub mod lattice_client;
+pub mod processor;
 pub mod sampling;
 pub mod serve;
 pub mod simulation;

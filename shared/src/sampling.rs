@@ -109,9 +109,7 @@ impl ShouldSample for XraySampler {
                 SamplingDecision::Drop
             },
             attributes: Vec::new(),
-            trace_state: parent
-                .map(|p| p.trace_state().clone())
-                .unwrap_or_default(),
+            trace_state: parent.map(|p| p.trace_state().clone()).unwrap_or_default(),
         }
     }
 }

@@ -1,9 +1,10 @@
 //! The per-process telemetry pipeline: tracer provider, X-Ray exporter, and `tracing` subscriber.
 //!
-//! One [`Telemetry`] is built at cold start. Spans are exported by the SDK's *simple* processor,
-//! i.e. synchronously when each span ends: a UDP send on a non-blocking socket costs microseconds,
-//! and it means every segment of an invocation has left the process before the response is
-//! returned, which Lambda requires because it freezes the sandbox right after.
+//! One [`Telemetry`] is built at cold start. Spans go through [`InvocationSpanProcessor`]: an
+//! invocation's spans are exported together, synchronously, when its segment ends, as one nested
+//! document on a non-blocking UDP socket. So every segment of an invocation has left the process
+//! before the response is returned, which Lambda requires because it freezes the sandbox right
+//! after, and it costs one datagram per request.
 
 use std::sync::Arc;
 
@@ -15,6 +16,7 @@ use opentelemetry_sdk::Resource;
 
 use crate::daemon_address::{DaemonAddress, DAEMON_ADDRESS_ENV, DEFAULT_DAEMON_ADDRESS};
 use crate::export::{DaemonSink, ExportStats, SegmentExporter, UdpDaemonSink};
+use crate::processor::{InvocationSpanProcessor, OpenInvocations};
 use crate::sampling::{RootPinningIdGenerator, XraySampler};
 use crate::Error;
 
@@ -97,6 +99,7 @@ struct Inner {
     tracer: SdkTracer,
     sampler: XraySampler,
     stats: Arc<ExportStats>,
+    open: Arc<OpenInvocations>,
     service_name: String,
 }
 
@@ -106,11 +109,12 @@ impl Telemetry {
         let exporter = SegmentExporter::new(sink);
         let stats = exporter.stats();
         let sampler = XraySampler::new(sampling_ratio);
+        let open = Arc::new(OpenInvocations::default());
         let provider = SdkTracerProvider::builder()
             .with_id_generator(RootPinningIdGenerator::default())
             .with_sampler(sampler.clone())
             .with_resource(lambda_resource(service_name))
-            .with_simple_exporter(exporter)
+            .with_span_processor(InvocationSpanProcessor::new(exporter, Arc::clone(&open)))
             .build();
         let tracer = provider.tracer("lattice-xray");
         Self {
@@ -119,6 +123,7 @@ impl Telemetry {
                 tracer,
                 sampler,
                 stats,
+                open,
                 service_name: service_name.to_owned(),
             }),
         }
@@ -170,13 +175,17 @@ impl Telemetry {
         &self.inner.stats
     }
 
+    /// Invocations whose spans are being held until their segment ends.
+    pub fn open_invocations(&self) -> &OpenInvocations {
+        &self.inner.open
+    }
+
     /// The segment name.
     pub fn service_name(&self) -> &str {
         &self.inner.service_name
     }
 
-    /// Exports anything still buffered. With the simple processor there is nothing to wait for;
-    /// kept so shutdown paths stay correct if the processor ever changes.
+    /// Exports anything still held (spans of invocations that never finished).
     pub fn flush(&self) {
         let _ = self.inner.provider.force_flush();
     }

@@ -189,3 +189,34 @@ impl FakePeer {
         all
     }
 }
+
+/// Every (sub)segment in `documents`, nested subsegments pulled out the way X-Ray reads them:
+/// each gets its enclosing document's `trace_id`, its parent's `id` as `parent_id`, and
+/// `"type": "subsegment"`; the `subsegments` arrays are removed.
+pub fn flatten_segments(documents: &[serde_json::Value]) -> Vec<serde_json::Value> {
+    fn walk(
+        doc: &serde_json::Value,
+        trace_id: &serde_json::Value,
+        out: &mut Vec<serde_json::Value>,
+    ) {
+        let mut own = doc.clone();
+        let children = own
+            .as_object_mut()
+            .and_then(|o| o.remove("subsegments"))
+            .and_then(|c| c.as_array().cloned())
+            .unwrap_or_default();
+        out.push(own);
+        for child in children {
+            let mut child = child;
+            child["trace_id"] = trace_id.clone();
+            child["parent_id"] = doc["id"].clone();
+            child["type"] = serde_json::Value::from("subsegment");
+            walk(&child, trace_id, out);
+        }
+    }
+    let mut out = Vec::new();
+    for doc in documents {
+        walk(doc, &doc["trace_id"], &mut out);
+    }
+    out
+}

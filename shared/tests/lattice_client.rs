@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use aws_credential_types::Credentials;
 use bytes::Bytes;
 use lattice_xray::lattice_client::SigningClock;
-use lattice_xray::testing::{fresh_root, FakePeer, ScriptedAnswer};
+use lattice_xray::testing::{flatten_segments, fresh_root, FakePeer, ScriptedAnswer};
 use lattice_xray::{
     Error, Invocation, LatticeClient, MemorySink, RequestInfo, Telemetry, Timeouts,
 };
@@ -96,7 +96,19 @@ async fn signs_injects_header_and_records_remote_subsegment() {
         Bytes::from_static(br#"{"status":"reserved"}"#)
     );
 
-    let docs = sink.documents();
+    // On the wire: one datagram, the segment with the call nested in it.
+    let datagrams = sink.documents();
+    assert_eq!(datagrams.len(), 1, "{datagrams:?}");
+    assert_eq!(datagrams[0]["name"], "order", "nested documents keep the resource's service.name");
+    assert_eq!(datagrams[0]["origin"], "AWS::Lambda::Function");
+    let nested = &datagrams[0]["subsegments"][0];
+    assert_eq!(nested["name"], "inventory");
+    assert!(
+        nested.get("trace_id").is_none() && nested.get("type").is_none(),
+        "nested form: {nested}"
+    );
+
+    let docs = flatten_segments(&datagrams);
     let subsegments = by_type(&docs, true);
     assert_eq!(subsegments.len(), 1, "{docs:?}");
     let sub = subsegments[0];
@@ -159,7 +171,7 @@ async fn downstream_5xx_marks_subsegment_fault() {
     )
     .await;
     assert_eq!(result.unwrap().status, 503);
-    let docs = sink.documents();
+    let docs = flatten_segments(&sink.documents());
     let sub = by_type(&docs, true)[0];
     assert_eq!(sub["fault"], true);
     assert_eq!(sub["http"]["response"]["status"], 503);
@@ -188,7 +200,7 @@ async fn timeout_is_typed_and_recorded_as_fault_with_cause() {
             service: "payment".into()
         }
     );
-    let docs = sink.documents();
+    let docs = flatten_segments(&sink.documents());
     let sub = by_type(&docs, true)[0];
     assert_eq!(sub["fault"], true);
     assert_eq!(sub["cause"]["exceptions"][0]["type"], "Timeout");

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use aws_credential_types::Credentials;
 use lattice_xray::testing::{
-    fresh_root, lattice_request, with_trace_header, FakePeer, ScriptedAnswer,
+    flatten_segments, fresh_root, lattice_request, with_trace_header, FakePeer, ScriptedAnswer,
 };
 use lattice_xray::{handle_traced, LatticeClient, MemorySink, Telemetry, Timeouts};
 use order::handler::RandomOrderIds;
@@ -75,7 +75,13 @@ async fn one_order_is_one_trace_with_linked_parents() {
     let response = handle_traced(&s.telemetry, &s.endpoint, request).await;
     assert_eq!(response.status(), 201);
 
-    let docs = s.sink.documents();
+    let datagrams = s.sink.documents();
+    assert_eq!(
+        datagrams.len(),
+        1,
+        "one datagram per invocation: {datagrams:#?}"
+    );
+    let docs = flatten_segments(&datagrams);
     assert_eq!(docs.len(), 3, "{docs:#?}");
     assert!(docs.iter().all(|d| d["trace_id"] == root.to_string()));
     let segment = find(&docs, "order")[0];
@@ -145,7 +151,7 @@ async fn decline_shows_the_compensating_release_in_the_trace() {
     let response = handle_traced(&s.telemetry, &s.endpoint, lattice_request(EVENT)).await;
     assert_eq!(response.status(), 402);
 
-    let docs = s.sink.documents();
+    let docs = flatten_segments(&s.sink.documents());
     let segment = find(&docs, "order")[0];
     let inventory_calls = find(&docs, "inventory");
     assert_eq!(inventory_calls.len(), 2, "reserve, then release");
@@ -180,7 +186,7 @@ async fn slow_payment_is_504_with_fault_recorded() {
     let s = stack(ScriptedAnswer::new(200, "{}").delayed(Duration::from_secs(2))).await;
     let response = handle_traced(&s.telemetry, &s.endpoint, lattice_request(EVENT)).await;
     assert_eq!(response.status(), 504);
-    let docs = s.sink.documents();
+    let docs = flatten_segments(&s.sink.documents());
     let payment_sub = find(&docs, "payment")[0];
     assert_eq!(payment_sub["fault"], true);
     assert_eq!(payment_sub["cause"]["exceptions"][0]["type"], "Timeout");
