@@ -99,7 +99,10 @@ async fn signs_injects_header_and_records_remote_subsegment() {
     // On the wire: one datagram, the segment with the call nested in it.
     let datagrams = sink.documents();
     assert_eq!(datagrams.len(), 1, "{datagrams:?}");
-    assert_eq!(datagrams[0]["name"], "order", "nested documents keep the resource's service.name");
+    assert_eq!(
+        datagrams[0]["name"], "order",
+        "nested documents keep the resource's service.name"
+    );
     assert_eq!(datagrams[0]["origin"], "AWS::Lambda::Function");
     let nested = &datagrams[0]["subsegments"][0];
     assert_eq!(nested["name"], "inventory");
