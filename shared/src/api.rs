@@ -12,6 +12,38 @@ use crate::invocation::ErrorCause;
 
 /// Largest request body a service accepts.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Most lines an order (and so a reservation) may hold.
+pub const MAX_LINES: usize = 50;
+/// Most units of one SKU per line.
+pub const MAX_QUANTITY: u32 = 100;
+
+/// Checks an order's or reservation's lines: 1–[`MAX_LINES`] of them, each with a SKU and
+/// 1–[`MAX_QUANTITY`] units. Order and inventory apply the same rule, so it lives here once.
+pub fn check_lines<'a>(
+    lines: impl ExactSizeIterator<Item = (&'a str, u32)>,
+) -> Result<(), ApiError> {
+    if lines.len() == 0 || lines.len() > MAX_LINES {
+        return Err(ApiError::invalid_field(
+            "items",
+            format!("items must hold 1-{MAX_LINES} lines"),
+        ));
+    }
+    for (i, (sku, quantity)) in lines.enumerate() {
+        if sku.trim().is_empty() {
+            return Err(ApiError::invalid_field(
+                format!("items[{i}].sku"),
+                "sku must not be empty",
+            ));
+        }
+        if !(1..=MAX_QUANTITY).contains(&quantity) {
+            return Err(ApiError::invalid_field(
+                format!("items[{i}].quantity"),
+                format!("quantity must be between 1 and {MAX_QUANTITY}"),
+            ));
+        }
+    }
+    Ok(())
+}
 
 /// An error answer: status, stable code, message, and the offending field when there is one.
 #[derive(Clone, Debug, PartialEq, Eq)]

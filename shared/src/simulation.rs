@@ -91,6 +91,41 @@ pub fn parse_rate(variable: &'static str, raw: &str) -> Result<f64, Error> {
     }
 }
 
+/// Reads a rate variable through `lookup`, or `default` when it is absent.
+pub fn rate_from(
+    lookup: &impl Fn(&str) -> Option<String>,
+    variable: &'static str,
+    default: f64,
+) -> Result<f64, Error> {
+    lookup(variable).map_or(Ok(default), |raw| parse_rate(variable, &raw))
+}
+
+/// Reads a `N`, `MIN..MAX` or `0` range variable through `lookup`, or `default` when absent.
+pub fn range_from(
+    lookup: &impl Fn(&str) -> Option<String>,
+    variable: &'static str,
+    default: LatencyRange,
+) -> Result<LatencyRange, Error> {
+    match lookup(variable) {
+        None => Ok(default),
+        Some(raw) => raw.parse().map_err(|_| Error::Config {
+            variable,
+            reason: format!("{raw:?} is not N, MIN..MAX or 0"),
+        }),
+    }
+}
+
+/// Reads `SIMULATION_SEED` through `lookup`, or [`DEFAULT_SEED`].
+pub fn seed_from(lookup: &impl Fn(&str) -> Option<String>) -> Result<u64, Error> {
+    match lookup("SIMULATION_SEED") {
+        None => Ok(DEFAULT_SEED),
+        Some(raw) => raw.parse().map_err(|_| Error::Config {
+            variable: "SIMULATION_SEED",
+            reason: format!("{raw:?} is not an unsigned integer"),
+        }),
+    }
+}
+
 /// A seeded source of delays and coin flips, safe to share between concurrent requests.
 #[derive(Debug)]
 pub struct Simulator {

@@ -1,6 +1,6 @@
 //! Inventory settings, read once at cold start.
 
-use lattice_xray::simulation::{parse_rate, LatencyRange, DEFAULT_SEED};
+use lattice_xray::simulation::{range_from, rate_from, seed_from, LatencyRange};
 use lattice_xray::Error;
 
 /// Settings with their sources.
@@ -26,38 +26,25 @@ impl InventoryConfig {
 
     /// Reads any lookup (tests pass a closure).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
-        let range = |key: &'static str, default: LatencyRange| match lookup(key) {
-            Some(raw) => raw.parse::<LatencyRange>().map_err(|_| Error::Config {
-                variable: key,
-                reason: format!("{raw:?} is not N, MIN..MAX or 0"),
-            }),
-            None => Ok(default),
-        };
-        let latency = range(
+        let latency = range_from(
+            &lookup,
             "INVENTORY_LATENCY_MS",
             LatencyRange {
                 min_ms: 50,
                 max_ms: 300,
             },
         )?;
-        let stock = range(
+        // Same `MIN..MAX` syntax, counted in units instead of milliseconds.
+        let stock = range_from(
+            &lookup,
             "INVENTORY_STOCK_RANGE",
             LatencyRange {
                 min_ms: 1000,
                 max_ms: 5000,
             },
         )?;
-        let fault_rate = match lookup("INVENTORY_FAULT_RATE") {
-            Some(raw) => parse_rate("INVENTORY_FAULT_RATE", &raw)?,
-            None => 0.0,
-        };
-        let seed = match lookup("SIMULATION_SEED") {
-            Some(raw) => raw.parse().map_err(|_| Error::Config {
-                variable: "SIMULATION_SEED",
-                reason: format!("{raw:?} is not an unsigned integer"),
-            })?,
-            None => DEFAULT_SEED,
-        };
+        let fault_rate = rate_from(&lookup, "INVENTORY_FAULT_RATE", 0.0)?;
+        let seed = seed_from(&lookup)?;
         Ok(Self {
             latency,
             fault_rate,

@@ -2,12 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use lattice_xray::api::check_lines;
 use lattice_xray::ApiError;
-
-/// Most lines one reservation may hold.
-pub const MAX_LINES: usize = 50;
-/// Most units of one SKU per line.
-pub const MAX_QUANTITY: u32 = 100;
 
 /// One SKU and how many units.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
@@ -38,26 +34,7 @@ impl ReserveRequest {
                 "order_id must be 1-128 characters",
             ));
         }
-        if self.items.is_empty() || self.items.len() > MAX_LINES {
-            return Err(ApiError::invalid_field(
-                "items",
-                format!("items must hold 1-{MAX_LINES} lines"),
-            ));
-        }
-        for (i, line) in self.items.iter().enumerate() {
-            if line.sku.trim().is_empty() {
-                return Err(ApiError::invalid_field(
-                    format!("items[{i}].sku"),
-                    "sku must not be empty",
-                ));
-            }
-            if !(1..=MAX_QUANTITY).contains(&line.quantity) {
-                return Err(ApiError::invalid_field(
-                    format!("items[{i}].quantity"),
-                    format!("quantity must be between 1 and {MAX_QUANTITY}"),
-                ));
-            }
-        }
+        check_lines(self.items.iter().map(|l| (l.sku.as_str(), l.quantity)))?;
         Ok(())
     }
 

@@ -2,12 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use lattice_xray::api::check_lines;
 use lattice_xray::ApiError;
-
-/// Most lines per order.
-pub const MAX_LINES: usize = 50;
-/// Most units per line.
-pub const MAX_QUANTITY: u32 = 100;
 
 /// One line of an order.
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
@@ -74,25 +70,8 @@ impl OrderRequest {
                 "customer_id must not be empty",
             ));
         }
-        if self.items.is_empty() || self.items.len() > MAX_LINES {
-            return Err(ApiError::invalid_field(
-                "items",
-                format!("items must hold 1-{MAX_LINES} lines"),
-            ));
-        }
+        check_lines(self.items.iter().map(|l| (l.sku.as_str(), l.quantity)))?;
         for (i, line) in self.items.iter().enumerate() {
-            if line.sku.trim().is_empty() {
-                return Err(ApiError::invalid_field(
-                    format!("items[{i}].sku"),
-                    "sku must not be empty",
-                ));
-            }
-            if !(1..=MAX_QUANTITY).contains(&line.quantity) {
-                return Err(ApiError::invalid_field(
-                    format!("items[{i}].quantity"),
-                    format!("quantity must be between 1 and {MAX_QUANTITY}"),
-                ));
-            }
             if !(line.unit_price.is_finite() && line.unit_price > 0.0) {
                 return Err(ApiError::invalid_field(
                     format!("items[{i}].unit_price"),

@@ -1,6 +1,6 @@
 //! Payment settings, read once at cold start.
 
-use lattice_xray::simulation::{parse_rate, LatencyRange, DEFAULT_SEED};
+use lattice_xray::simulation::{range_from, rate_from, seed_from, LatencyRange};
 use lattice_xray::Error;
 
 use crate::gateway::GatewayBehaviour;
@@ -23,35 +23,23 @@ impl PaymentConfig {
 
     /// Reads any lookup (tests pass a closure).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
-        let rate = |key: &'static str, default: f64| match lookup(key) {
-            Some(raw) => parse_rate(key, &raw),
-            None => Ok(default),
-        };
-        let decline_rate = rate("PAYMENT_DECLINE_RATE", 0.05)?;
-        let fault_rate = rate("PAYMENT_FAULT_RATE", 0.05)?;
+        let decline_rate = rate_from(&lookup, "PAYMENT_DECLINE_RATE", 0.05)?;
+        let fault_rate = rate_from(&lookup, "PAYMENT_FAULT_RATE", 0.05)?;
         if decline_rate + fault_rate > 1.0 {
             return Err(Error::Config {
                 variable: "PAYMENT_FAULT_RATE",
                 reason: "decline and fault rates add up to more than 1".to_owned(),
             });
         }
-        let latency = match lookup("PAYMENT_LATENCY_MS") {
-            Some(raw) => raw.parse::<LatencyRange>().map_err(|_| Error::Config {
-                variable: "PAYMENT_LATENCY_MS",
-                reason: format!("{raw:?} is not MS, MIN..MAX or 0"),
-            })?,
-            None => LatencyRange {
+        let latency = range_from(
+            &lookup,
+            "PAYMENT_LATENCY_MS",
+            LatencyRange {
                 min_ms: 100,
                 max_ms: 500,
             },
-        };
-        let seed = match lookup("SIMULATION_SEED") {
-            Some(raw) => raw.parse().map_err(|_| Error::Config {
-                variable: "SIMULATION_SEED",
-                reason: format!("{raw:?} is not an unsigned integer"),
-            })?,
-            None => DEFAULT_SEED,
-        };
+        )?;
+        let seed = seed_from(&lookup)?;
         Ok(Self {
             gateway: GatewayBehaviour {
                 decline_rate,
