@@ -1,9 +1,9 @@
 //! The embedded local stack: stand-ins for VPC Lattice, the Lambda service and X-Ray that run on
 //! loopback, so the real service binaries and loadgen run unchanged with no AWS account.
 //!
-//! Built so far: the X-Ray side's ingest — the daemon's datagram format and document validation,
-//! the trace store, and the UDP daemon. Still to come (issue 3): the X-Ray API, the Lambda Runtime
-//! API and execution environments, and the Lattice proxy.
+//! Built so far: the X-Ray side — the daemon's datagram format and document validation, the trace
+//! store, the UDP daemon, and the rest-json API. Still to come (issue 3): the Lambda Runtime API and
+//! execution environments, the Lattice proxy, and the `up` binary.
 //!
 //! # Layout
 //! - [`xray`]: what the X-Ray daemon and service do with segment documents.

@@ -1,0 +1,287 @@
+//! The local X-Ray API answered through `aws-sdk-xray` (pointed at it with `endpoint_url`), over
+//! a three-service trace produced by the real `lattice-xray` exporter and sent to the daemon.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_sdk_xray::primitives::DateTime;
+use aws_sdk_xray::Client;
+use lattice_xray::lambda_http::{Body, Request, Response};
+use lattice_xray::lattice_client::CallSegment;
+use lattice_xray::testing::{fresh_root, lattice_request, with_trace_header};
+use lattice_xray::{
+    annotate, handle_traced, json_response, keys, Endpoint, Telemetry, TelemetryConfig,
+};
+use local_stack::xray::api::XrayApi;
+use local_stack::xray::daemon::XrayDaemon;
+use local_stack::xray::store::TraceStore;
+
+const POST_JSON: &str = include_str!("../../../shared/tests/fixtures/lattice-v2-post-json.json");
+
+fn telemetry(name: &str, daemon: std::net::SocketAddr) -> Telemetry {
+    let config = TelemetryConfig::from_lookup(|key| match key {
+        "AWS_LAMBDA_FUNCTION_NAME" => Some(name.to_owned()),
+        "AWS_XRAY_DAEMON_ADDRESS" => Some(daemon.to_string()),
+        _ => None,
+    })
+    .unwrap();
+    Telemetry::from_config(&config).unwrap()
+}
+
+/// A peer that answers `status`.
+struct Peer(u16);
+
+impl Endpoint for Peer {
+    async fn handle(&self, _request: Request) -> Response<Body> {
+        json_response(http::StatusCode::from_u16(self.0).unwrap(), &"done")
+    }
+}
+
+/// Order: calls inventory then payment in-process, carrying the trace header as Lattice would.
+struct Order {
+    me: Telemetry,
+    inventory: Telemetry,
+    payment: Telemetry,
+    payment_status: u16,
+}
+
+impl Endpoint for Order {
+    async fn handle(&self, _request: Request) -> Response<Body> {
+        annotate(&keys::ORDER_ID, "ord-api");
+        for (name, peer, status) in [
+            ("inventory", &self.inventory, 200),
+            ("payment", &self.payment, self.payment_status),
+        ] {
+            let call = CallSegment::start(
+                self.me.tracer(),
+                name,
+                "POST",
+                &format!("https://{name}.example/"),
+            );
+            let request =
+                with_trace_header(lattice_request(POST_JSON), call.trace_header().unwrap());
+            let answer = handle_traced(peer, &Peer(status), request).await;
+            call.answered(answer.status().as_u16());
+        }
+        json_response(http::StatusCode::CREATED, &"created")
+    }
+}
+
+async fn client(api: &XrayApi) -> Client {
+    let config = aws_sdk_xray::Config::builder()
+        .behavior_version(aws_sdk_xray::config::BehaviorVersion::latest())
+        .region(aws_sdk_xray::config::Region::new("us-east-1"))
+        .credentials_provider(aws_credential_types::Credentials::new(
+            "AKID", "secret", None, None, "test",
+        ))
+        .endpoint_url(format!("http://{}", api.addr))
+        .build();
+    Client::from_conf(config)
+}
+
+fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+#[tokio::test]
+async fn sdk_reads_summaries_traces_and_the_service_graph() {
+    let store = Arc::new(TraceStore::new(10_000));
+    let daemon = XrayDaemon::start("127.0.0.1:0".parse().unwrap(), Arc::clone(&store))
+        .await
+        .unwrap();
+    let api = XrayApi::start("127.0.0.1:0".parse().unwrap(), Arc::clone(&store))
+        .await
+        .unwrap();
+    let order = Order {
+        me: telemetry("order", daemon.addr),
+        inventory: telemetry("inventory", daemon.addr),
+        payment: telemetry("payment", daemon.addr),
+        payment_status: 200,
+    };
+    let roots: Vec<String> = (0..3).map(|_| fresh_root().to_string()).collect();
+    for root in &roots {
+        let request = with_trace_header(
+            lattice_request(POST_JSON),
+            &format!("Root={root};Sampled=1"),
+        );
+        assert_eq!(
+            handle_traced(&order.me, &order, request).await.status(),
+            201
+        );
+    }
+    let faulty = Order {
+        payment_status: 503,
+        ..order
+    };
+    let fault_root = fresh_root().to_string();
+    let request = with_trace_header(
+        lattice_request(POST_JSON),
+        &format!("Root={fault_root};Sampled=1"),
+    );
+    handle_traced(&faulty.me, &faulty, request).await;
+    for _ in 0..200 {
+        if store.stats().accepted >= 12 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(store.stats().accepted, 12, "3 segments per order, 4 orders");
+
+    let xray = client(&api).await;
+    let (start, end) = (
+        DateTime::from_secs_f64(now() - 60.0),
+        DateTime::from_secs_f64(now() + 60.0),
+    );
+
+    // Summaries, filtered.
+    let summaries = xray
+        .get_trace_summaries()
+        .start_time(start)
+        .end_time(end)
+        .filter_expression("annotation.order_id = \"ord-api\" AND !fault")
+        .send()
+        .await
+        .unwrap();
+    let mut ids: Vec<String> = summaries
+        .trace_summaries()
+        .iter()
+        .map(|s| s.id().unwrap().to_owned())
+        .collect();
+    ids.sort();
+    let mut expected = roots.clone();
+    expected.sort();
+    assert_eq!(ids, expected);
+    let summary = &summaries.trace_summaries()[0];
+    assert_eq!(summary.http().unwrap().http_status(), Some(201));
+    assert_eq!(summary.entry_point().unwrap().name(), Some("order"));
+    let mut services: Vec<&str> = summary
+        .service_ids()
+        .iter()
+        .filter_map(|s| s.name())
+        .collect();
+    services.sort_unstable();
+    assert_eq!(services, ["inventory", "order", "payment"]);
+    assert_eq!(
+        summary.annotations().unwrap()["order_id"][0]
+            .annotation_value()
+            .unwrap()
+            .as_string_value()
+            .unwrap(),
+        "ord-api"
+    );
+    assert_eq!(summaries.traces_processed_count(), Some(4));
+
+    let faults = xray
+        .get_trace_summaries()
+        .start_time(start)
+        .end_time(end)
+        .filter_expression("fault")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(faults.trace_summaries().len(), 1);
+    assert_eq!(faults.trace_summaries()[0].id(), Some(fault_root.as_str()));
+    assert_eq!(faults.trace_summaries()[0].has_fault(), Some(true));
+
+    let refused = xray
+        .get_trace_summaries()
+        .start_time(start)
+        .end_time(end)
+        .filter_expression("responsetime >")
+        .send()
+        .await;
+    let error = refused.unwrap_err().into_service_error();
+    assert!(error.is_invalid_request_exception(), "{error:?}");
+
+    // Whole traces.
+    let traces = xray
+        .batch_get_traces()
+        .trace_ids(&roots[0])
+        .trace_ids("1-00000000-000000000000000000000000")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(traces.traces().len(), 1);
+    assert_eq!(traces.traces()[0].segments().len(), 3);
+    assert_eq!(
+        traces.unprocessed_trace_ids(),
+        ["1-00000000-000000000000000000000000"]
+    );
+
+    // The service graph: client → order → {inventory, payment}.
+    let graph = xray
+        .get_service_graph()
+        .start_time(start)
+        .end_time(end)
+        .send()
+        .await
+        .unwrap();
+    let name_of = |reference: i32| {
+        graph
+            .services()
+            .iter()
+            .find(|s| s.reference_id() == Some(reference))
+            .map(|s| s.name().unwrap_or("client").to_owned())
+            .unwrap()
+    };
+    let mut edges: Vec<(String, String, i64, i64)> = Vec::new();
+    for service in graph.services() {
+        for edge in service.edges() {
+            let stats = edge.summary_statistics().unwrap();
+            let faults = stats
+                .fault_statistics()
+                .and_then(|f| f.total_count())
+                .unwrap_or(0);
+            edges.push((
+                service.name().unwrap_or("client").to_owned(),
+                name_of(edge.reference_id().unwrap()),
+                stats.total_count().unwrap(),
+                faults,
+            ));
+        }
+    }
+    edges.sort();
+    assert_eq!(
+        edges,
+        [
+            ("client".into(), "order".into(), 4, 0),
+            ("order".into(), "inventory".into(), 4, 0),
+            ("order".into(), "payment".into(), 4, 1),
+        ]
+    );
+    let payment = graph
+        .services()
+        .iter()
+        .find(|s| s.name() == Some("payment"))
+        .unwrap();
+    assert_eq!(payment.r#type(), Some("AWS::Lambda::Function"));
+    assert_eq!(
+        payment
+            .summary_statistics()
+            .unwrap()
+            .fault_statistics()
+            .unwrap()
+            .total_count(),
+        Some(1)
+    );
+
+    // PutTraceSegments: one good, one refused.
+    let good = format!(
+        r#"{{"trace_id":"{}","id":"abcdefabcdefabcd","name":"cli","start_time":{},"end_time":{}}}"#,
+        fresh_root(),
+        now(),
+        now()
+    );
+    let put = xray
+        .put_trace_segments()
+        .trace_segment_documents(good)
+        .trace_segment_documents("{\"id\":\"x\"}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.unprocessed_trace_segments().len(), 1);
+    assert_eq!(store.stats().accepted, 13);
+}
