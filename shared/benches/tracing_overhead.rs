@@ -114,6 +114,23 @@ fn bench(c: &mut Criterion) {
     group.bench_function("traced", |b| {
         b.iter(|| black_box(traced_request(&telemetry, &headers, &method, &uri)))
     });
+    // Nobody listening: loopback answers each datagram with ICMP port-unreachable, so every
+    // other send fails fast (ECONNREFUSED); the request must cost no more than with a daemon.
+    let closed_port = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let down_config = TelemetryConfig::from_lookup(|key| match key {
+        "AWS_LAMBDA_FUNCTION_NAME" => Some("order".to_owned()),
+        "AWS_XRAY_DAEMON_ADDRESS" => Some(closed_port.to_string()),
+        _ => None,
+    })
+    .unwrap();
+    let daemon_down = Telemetry::from_config(&down_config).unwrap();
+    group.bench_function("traced_daemon_down", |b| {
+        b.iter(|| black_box(traced_request(&daemon_down, &headers, &method, &uri)))
+    });
+
     // Same work into memory: separates our CPU cost from the three sendto(2) calls.
     let in_memory = Telemetry::with_sink("order", CountingSink::default(), 1.0);
     group.bench_function("traced_no_syscall", |b| {
