@@ -2,10 +2,14 @@
 //! loopback, so the real service binaries and loadgen run unchanged with no AWS account.
 //!
 //! Built so far: the X-Ray side — the daemon's datagram format and document validation, the trace
-//! store, the UDP daemon, and the rest-json API. Still to come (issue 3): the Lambda Runtime API and
-//! execution environments, the Lattice proxy, and the `up` binary.
+//! store, the UDP daemon, and the rest-json API. Also the Lambda service (Runtime API, environments). Still
+//! to come (issue 3): Lambda's facade segments, the Lattice proxy, and the `up` binary.
 //!
 //! # Layout
 //! - [`xray`]: what the X-Ray daemon and service do with segment documents.
+//! - [`lambda`]: the Runtime API and execution environments running the real binaries.
+//! - [`binaries`]: finding (and building) the service binaries.
 
+pub mod binaries;
+pub mod lambda;
 pub mod xray;

@@ -1,0 +1,46 @@
+//! Finding the service binaries next to the running executable, building them when missing.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The Cargo target directory of the running executable (`target/<profile>`), found by walking up
+/// from it (tests run from `target/<profile>/deps`).
+pub fn profile_dir() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let mut dir = exe.parent()?;
+    if dir.file_name().is_some_and(|n| n == "deps") {
+        dir = dir.parent()?;
+    }
+    Some(dir.to_path_buf())
+}
+
+/// Path of the workspace binary `name`, building it with Cargo (same profile) if it is missing.
+pub fn service_binary(name: &str) -> std::io::Result<PathBuf> {
+    let dir =
+        profile_dir().ok_or_else(|| std::io::Error::other("cannot locate the target directory"))?;
+    let binary = dir.join(name);
+    if !binary.exists() {
+        build(name, &dir)?;
+    }
+    Ok(binary)
+}
+
+fn build(name: &str, profile_dir: &Path) -> std::io::Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let mut command = Command::new(cargo);
+    command.args(["build", "--quiet", "--bin", name, "-p", name]);
+    if profile_dir.file_name().is_some_and(|n| n == "release") {
+        command.arg("--release");
+    }
+    if let Some(target) = profile_dir.parent() {
+        command.env("CARGO_TARGET_DIR", target);
+    }
+    let status = command.status()?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(std::io::Error::other(format!(
+            "cargo build of {name} failed: {status}"
+        )))
+    }
+}

@@ -1,0 +1,356 @@
+//! One function: its execution environments (real processes) and synchronous `invoke`.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use tokio::process::Command;
+use tokio::sync::{mpsc, oneshot, watch, Semaphore};
+
+use super::runtime_api::{Invocation, Outcome, RuntimeApi};
+
+/// Lambda's limit on an environment's init phase.
+pub const INIT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How a function runs.
+#[derive(Clone, Debug)]
+pub struct FunctionConfig {
+    /// Function name (`AWS_LAMBDA_FUNCTION_NAME`).
+    pub name: String,
+    /// The bootstrap binary.
+    pub binary: PathBuf,
+    /// Extra environment (peers' URLs, credentials, knobs).
+    pub env: Vec<(String, String)>,
+    /// `AWS_LAMBDA_FUNCTION_MEMORY_SIZE`.
+    pub memory_mb: u32,
+    /// Invocation timeout.
+    pub timeout: Duration,
+    /// Most environments at once (reserved concurrency).
+    pub concurrency: usize,
+    /// `AWS_REGION`.
+    pub region: String,
+    /// Account id used in ARNs.
+    pub account_id: String,
+    /// `AWS_XRAY_DAEMON_ADDRESS`, when tracing is active.
+    pub xray_daemon: Option<String>,
+    /// Let the processes' stdout/stderr through (otherwise discarded).
+    pub show_logs: bool,
+}
+
+impl FunctionConfig {
+    /// `arn:aws:lambda:<region>:<account>:function:<name>`.
+    pub fn arn(&self) -> String {
+        format!(
+            "arn:aws:lambda:{}:{}:function:{}",
+            self.region, self.account_id, self.name
+        )
+    }
+}
+
+/// Why an invocation produced no response.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum InvokeError {
+    /// Every environment is busy and the concurrency limit is reached.
+    #[error("TooManyRequestsException: Rate Exceeded.")]
+    Throttled,
+    /// The invocation ran past the function's timeout; the environment was shut down.
+    #[error("{0}")]
+    Timeout(String),
+    /// The function reported an error (`FunctionError` in Lambda's invoke response).
+    #[error("function error ({error_type})")]
+    Function {
+        /// `Lambda-Runtime-Function-Error-Type`.
+        error_type: String,
+        /// The error document.
+        body: Bytes,
+    },
+    /// The environment's process exited during the invocation.
+    #[error("Runtime exited: {0}")]
+    EnvironmentExited(String),
+    /// The environment could not start (spawn failure, init error or init timeout).
+    #[error("init failed: {0}")]
+    InitFailed(String),
+}
+
+/// A successful invocation.
+#[derive(Clone, Debug)]
+pub struct InvokeOutput {
+    /// The response payload.
+    pub payload: Bytes,
+    /// Lambda's request id.
+    pub request_id: String,
+    /// The new environment's init duration, when this invocation was a cold start.
+    pub init_duration: Option<Duration>,
+    /// Time from handing the event over to the response.
+    pub duration: Duration,
+}
+
+/// Counters.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FunctionStats {
+    /// Environments started.
+    pub environments_started: u64,
+    /// Environments shut down after a timeout or found exited.
+    pub environments_lost: u64,
+    /// Init durations of the environments started.
+    pub init_durations: Vec<Duration>,
+    /// Invocations throttled.
+    pub throttled: u64,
+}
+
+struct Environment {
+    api: RuntimeApi,
+    next: mpsc::Sender<Invocation>,
+    exited: watch::Receiver<Option<String>>,
+    kill: Option<oneshot::Sender<()>>,
+}
+
+impl Environment {
+    fn is_alive(&self) -> bool {
+        self.exited.borrow().is_none()
+    }
+}
+
+impl Drop for Environment {
+    fn drop(&mut self) {
+        if let Some(kill) = self.kill.take() {
+            let _ = kill.send(());
+        }
+    }
+}
+
+/// A function and its environments.
+pub struct Function {
+    config: FunctionConfig,
+    idle: Mutex<Vec<Environment>>,
+    permits: Arc<Semaphore>,
+    request_counter: AtomicU64,
+    stats: Mutex<FunctionStats>,
+    pids: Arc<Mutex<Vec<u32>>>,
+}
+
+impl std::fmt::Debug for Function {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Function")
+            .field("name", &self.config.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Function {
+    /// A function with no environment yet (they start on demand).
+    pub fn new(config: FunctionConfig) -> Self {
+        let permits = Arc::new(Semaphore::new(config.concurrency.max(1)));
+        Self {
+            config,
+            idle: Mutex::default(),
+            permits,
+            request_counter: AtomicU64::new(1),
+            stats: Mutex::default(),
+            pids: Arc::default(),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &FunctionConfig {
+        &self.config
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> FunctionStats {
+        self.stats.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Environments waiting for work.
+    pub fn idle_environments(&self) -> usize {
+        self.idle.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// Process ids of the environments alive now (busy or idle).
+    pub fn process_ids(&self) -> Vec<u32> {
+        self.pids.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn bump(&self, f: impl FnOnce(&mut FunctionStats)) {
+        f(&mut self.stats.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+
+    async fn start_environment(&self) -> Result<Environment, InvokeError> {
+        let (api, next) = RuntimeApi::start()
+            .await
+            .map_err(|e| InvokeError::InitFailed(e.to_string()))?;
+        let config = &self.config;
+        let mut command = Command::new(&config.binary);
+        command
+            .env_clear()
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .env("AWS_LAMBDA_RUNTIME_API", api.addr.to_string())
+            .env("AWS_LAMBDA_FUNCTION_NAME", &config.name)
+            .env(
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+                config.memory_mb.to_string(),
+            )
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env(
+                "AWS_LAMBDA_LOG_GROUP_NAME",
+                format!("/aws/lambda/{}", config.name),
+            )
+            .env("AWS_LAMBDA_LOG_STREAM_NAME", "local/[$LATEST]0")
+            .env("AWS_REGION", &config.region)
+            .env("AWS_DEFAULT_REGION", &config.region)
+            .env("AWS_EXECUTION_ENV", "AWS_Lambda_provided.al2023")
+            .env(
+                "LAMBDA_TASK_ROOT",
+                config.binary.parent().unwrap_or(&config.binary),
+            )
+            .envs(config.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        if let Some(daemon) = &config.xray_daemon {
+            command.env("AWS_XRAY_DAEMON_ADDRESS", daemon);
+        }
+        if !config.show_logs {
+            command.stdout(Stdio::null()).stderr(Stdio::null());
+        }
+        let mut child = command
+            .spawn()
+            .map_err(|e| InvokeError::InitFailed(format!("{}: {e}", config.binary.display())))?;
+        let (exited_tx, exited) = watch::channel(None);
+        let (kill, kill_rx) = oneshot::channel::<()>();
+        let pid = child.id();
+        let pids = Arc::clone(&self.pids);
+        if let Some(pid) = pid {
+            pids.lock().unwrap_or_else(|p| p.into_inner()).push(pid);
+        }
+        tokio::spawn(async move {
+            let status = tokio::select! {
+                status = child.wait() => status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string()),
+                _ = kill_rx => {
+                    let _ = child.kill().await;
+                    "shut down".to_owned()
+                }
+            };
+            if let Some(pid) = pid {
+                pids.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .retain(|p| *p != pid);
+            }
+            let _ = exited_tx.send(Some(status));
+        });
+        let environment = Environment {
+            api,
+            next,
+            exited,
+            kill: Some(kill),
+        };
+        let mut exited = environment.exited.clone();
+        tokio::select! {
+            _ = environment.api.ready() => {}
+            _ = exited.changed() => {
+                let why = exited.borrow().clone().unwrap_or_default();
+                return Err(InvokeError::InitFailed(format!("process exited during init: {why}")));
+            }
+            _ = tokio::time::sleep(INIT_TIMEOUT) => {
+                return Err(InvokeError::InitFailed("init timed out after 10 seconds".to_owned()));
+            }
+        }
+        if let Some(error) = environment.api.init_error() {
+            return Err(InvokeError::InitFailed(
+                String::from_utf8_lossy(&error).into_owned(),
+            ));
+        }
+        let init = environment.api.init_duration().unwrap_or_default();
+        self.bump(|s| {
+            s.environments_started += 1;
+            s.init_durations.push(init);
+        });
+        Ok(environment)
+    }
+
+    fn take_idle(&self) -> Option<Environment> {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        while let Some(environment) = idle.pop() {
+            if environment.is_alive() {
+                return Some(environment);
+            }
+            self.bump(|s| s.environments_lost += 1);
+        }
+        None
+    }
+
+    /// Invokes the function synchronously (`RequestResponse`) with `event`.
+    pub async fn invoke(
+        &self,
+        event: Bytes,
+        trace_id: Option<String>,
+    ) -> Result<InvokeOutput, InvokeError> {
+        let Ok(_permit) = Arc::clone(&self.permits).try_acquire_owned() else {
+            self.bump(|s| s.throttled += 1);
+            return Err(InvokeError::Throttled);
+        };
+        let (environment, init_duration) = match self.take_idle() {
+            Some(environment) => (environment, None),
+            None => {
+                let environment = self.start_environment().await?;
+                let init = environment.api.init_duration();
+                (environment, init)
+            }
+        };
+        let request_id = format!(
+            "{:08x}-0000-4000-8000-{:012x}",
+            std::process::id(),
+            self.request_counter.fetch_add(1, Ordering::Relaxed)
+        );
+        let deadline_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| (d + self.config.timeout).as_millis() as u64);
+        let (reply, outcome) = oneshot::channel();
+        let invocation = Invocation {
+            request_id: request_id.clone(),
+            event,
+            deadline_ms,
+            function_arn: self.config.arn(),
+            trace_id,
+            reply,
+        };
+        let started = Instant::now();
+        if environment.next.send(invocation).await.is_err() {
+            self.bump(|s| s.environments_lost += 1);
+            return Err(InvokeError::EnvironmentExited(
+                "runtime API closed".to_owned(),
+            ));
+        }
+        let mut exited = environment.exited.clone();
+        let result = tokio::select! {
+            outcome = outcome => match outcome {
+                Ok(Outcome::Response(payload)) => Ok(InvokeOutput { payload, request_id, init_duration, duration: started.elapsed() }),
+                Ok(Outcome::FunctionError { error_type, body }) => Err(InvokeError::Function { error_type, body }),
+                Err(_) => Err(InvokeError::EnvironmentExited("no response".to_owned())),
+            },
+            _ = tokio::time::sleep(self.config.timeout) => {
+                // Lambda's message, with the timeout to two decimals.
+                Err(InvokeError::Timeout(format!("Task timed out after {:.2} seconds", self.config.timeout.as_secs_f64())))
+            }
+            _ = exited.changed() => {
+                let why = exited.borrow().clone().unwrap_or_default();
+                Err(InvokeError::EnvironmentExited(why))
+            }
+        };
+        match &result {
+            Ok(_) | Err(InvokeError::Function { .. }) if environment.is_alive() => {
+                self.idle
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(environment);
+            }
+            _ => {
+                // Timed out or exited: the environment is not reused (dropping it kills the process).
+                self.bump(|s| s.environments_lost += 1);
+            }
+        }
+        result
+    }
+}

@@ -1,0 +1,16 @@
+//! The Lambda service on loopback: the Runtime API, and the real service binaries run as
+//! execution environments.
+//!
+//! Behaviour follows the Lambda developer guide ("Using the Lambda runtime API", "Lambda
+//! execution environment lifecycle"): one process per environment, one invocation at a time per
+//! environment, new environments started on demand up to the function's concurrency limit and
+//! idle ones reused; a synchronous invoke past the limit is throttled (`TooManyRequestsException`);
+//! a timeout fails the invocation with "Task timed out after N seconds" and the environment is
+//! shut down; an environment whose process exits is replaced by the next invocation.
+//!
+//! # Layout
+//! - [`runtime_api`]: the Runtime API one environment's process polls.
+//! - [`function`]: a function's environments and `invoke`.
+
+pub mod function;
+pub mod runtime_api;

@@ -1,0 +1,173 @@
+//! The real payment binary run as Lambda execution environments through the local Runtime API.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use local_stack::binaries::service_binary;
+use local_stack::lambda::function::{Function, FunctionConfig, InvokeError};
+use serde_json::{json, Value};
+
+const EVENT: &str =
+    include_str!("../../../services/payment/tests/fixtures/lattice-v2-post-payment.json");
+
+fn payment(latency_ms: &str, timeout: Duration, concurrency: usize) -> Function {
+    Function::new(FunctionConfig {
+        name: "payment".into(),
+        binary: service_binary("payment").expect("payment binary"),
+        env: vec![
+            ("PAYMENT_LATENCY_MS".into(), latency_ms.into()),
+            ("PAYMENT_DECLINE_RATE".into(), "0".into()),
+            ("PAYMENT_FAULT_RATE".into(), "0".into()),
+            // A daemon address nobody listens on: telemetry must not matter.
+            ("AWS_XRAY_DAEMON_ADDRESS".into(), "127.0.0.1:9".into()),
+        ],
+        memory_mb: 128,
+        timeout,
+        concurrency,
+        region: "eu-west-1".into(),
+        account_id: "123456789012".into(),
+        xray_daemon: None,
+        show_logs: false,
+    })
+}
+
+fn event_for(order_id: &str) -> Bytes {
+    let mut event: Value = serde_json::from_str(EVENT).unwrap();
+    event["body"] =
+        json!(json!({"order_id": order_id, "amount": 10.0, "currency": "EUR"}).to_string());
+    Bytes::from(event.to_string())
+}
+
+#[tokio::test]
+async fn cold_then_warm_invocations_answer_in_lattice_format() {
+    let function = payment("0", Duration::from_secs(3), 2);
+    let first = function
+        .invoke(
+            event_for("o-1"),
+            Some(
+                "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=0".into(),
+            ),
+        )
+        .await
+        .unwrap();
+    assert!(
+        first.init_duration.is_some(),
+        "first invocation is a cold start"
+    );
+    let answer: Value = serde_json::from_slice(&first.payload).unwrap();
+    assert_eq!(answer["statusCode"], 200);
+    assert_eq!(answer["isBase64Encoded"], false);
+    let body: Value = serde_json::from_str(answer["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["order_id"], "o-1");
+    assert_eq!(body["status"], "approved");
+
+    let second = function.invoke(event_for("o-2"), None).await.unwrap();
+    assert!(
+        second.init_duration.is_none(),
+        "the idle environment is reused"
+    );
+    assert_ne!(first.request_id, second.request_id);
+    let stats = function.stats();
+    assert_eq!(stats.environments_started, 1);
+    assert_eq!(function.idle_environments(), 1);
+}
+
+#[tokio::test]
+async fn past_the_concurrency_limit_is_throttled() {
+    let function = Arc::new(payment("300", Duration::from_secs(3), 2));
+    let calls: Vec<_> = (0..3)
+        .map(|i| {
+            let function = Arc::clone(&function);
+            tokio::spawn(async move { function.invoke(event_for(&format!("c-{i}")), None).await })
+        })
+        .collect();
+    let mut ok = 0;
+    let mut throttled = 0;
+    for call in calls {
+        match call.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(InvokeError::Throttled) => throttled += 1,
+            Err(other) => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!((ok, throttled), (2, 1));
+    assert_eq!(function.stats().environments_started, 2);
+}
+
+#[tokio::test]
+async fn timeout_fails_like_lambda_and_recycles_the_environment() {
+    let function = payment("1000", Duration::from_millis(200), 1);
+    let error = function.invoke(event_for("slow"), None).await.unwrap_err();
+    assert_eq!(
+        error,
+        InvokeError::Timeout("Task timed out after 0.20 seconds".into())
+    );
+    assert_eq!(
+        function.idle_environments(),
+        0,
+        "a timed-out environment is not reused"
+    );
+    assert_eq!(function.stats().environments_lost, 1);
+    for _ in 0..100 {
+        if function.process_ids().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        function.process_ids().is_empty(),
+        "the timed-out process was killed"
+    );
+}
+
+#[tokio::test]
+async fn killed_environment_fails_the_invocation_and_is_replaced() {
+    let function = Arc::new(payment("1500", Duration::from_secs(5), 1));
+    let running = {
+        let function = Arc::clone(&function);
+        tokio::spawn(async move { function.invoke(event_for("doomed"), None).await })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Kill this function's environment from outside, as a crash would.
+    let pids = function.process_ids();
+    assert_eq!(pids.len(), 1);
+    let status = std::process::Command::new("kill")
+        .args(["-KILL", &pids[0].to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    match running.await.unwrap() {
+        Err(InvokeError::EnvironmentExited(why)) => assert!(why.contains("signal"), "{why}"),
+        other => panic!("expected the environment to exit, got {other:?}"),
+    }
+    let recovered = function.invoke(event_for("after"), None).await.unwrap();
+    assert!(
+        recovered.init_duration.is_some(),
+        "a new environment was started"
+    );
+    assert_eq!(function.stats().environments_started, 2);
+}
+
+#[tokio::test]
+async fn an_event_the_function_cannot_read_is_a_function_error() {
+    let function = payment("0", Duration::from_secs(3), 1);
+    let error = function
+        .invoke(Bytes::from_static(b"{\"not\":\"lattice\"}"), None)
+        .await
+        .unwrap_err();
+    match error {
+        InvokeError::Function { body, .. } => {
+            let body: Value = serde_json::from_slice(&body).unwrap();
+            assert!(
+                body["errorType"].is_string() && body["errorMessage"].is_string(),
+                "{body}"
+            );
+        }
+        other => panic!("expected a function error, got {other:?}"),
+    }
+    assert!(
+        function.invoke(event_for("fine"), None).await.is_ok(),
+        "the environment survives a function error"
+    );
+}
