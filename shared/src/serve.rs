@@ -1,14 +1,24 @@
 //! Serving an [`Endpoint`] as a Lambda function behind a Lattice LAMBDA target group.
 //!
-//! `lambda_http` decodes Lattice's V2 event into an `http::Request` and encodes the answer back;
-//! this module wraps each call in an [`Invocation`] (context policy, server segment, response
-//! trace header) so a service's handler only ever sees a request and returns a response.
+//! `lambda_http` decodes Lattice's V2 event into an `http::Request`; this module wraps each call
+//! in an [`Invocation`] (context policy, server segment, response trace header) and encodes the
+//! answer as Lattice's response, so a service's handler only ever sees a request and returns a
+//! response.
+//!
+//! Why not `lambda_http::run`: its adapter overwrites the request's `x-amzn-trace-id` with the
+//! Lambda context's trace id whenever Lambda tracing is active (`update_xray_trace_id_header` in
+//! lambda_http 1.3). Behind Lattice that header is the *caller's*, so the overwrite would cut every
+//! trace at every hop. [`run`] drives `lambda_runtime` directly with lambda_http's own event
+//! decoding and leaves the header alone; Lambda's trace id still reaches the policy through
+//! `Context.xray_trace_id`.
 
 use std::future::Future;
 use std::sync::Arc;
 
 use http::HeaderValue;
-use lambda_http::{service_fn, Body, Request, RequestExt, Response};
+use lambda_http::aws_lambda_events::vpc_lattice::VpcLatticeResponse;
+use lambda_http::request::LambdaRequest;
+use lambda_http::{service_fn, Body, LambdaEvent, Request, RequestExt, Response};
 use opentelemetry::context::FutureExt as _;
 
 use crate::api::body_bytes;
@@ -54,20 +64,40 @@ pub async fn handle_traced<E: Endpoint>(
     response
 }
 
+/// Lattice's answer format for a handler's response (`lambda_http` does the same for Lattice
+/// events, but keeps that conversion private).
+pub fn lattice_response(response: Response<Body>) -> VpcLatticeResponse {
+    let (parts, body) = response.into_parts();
+    let (is_base64_encoded, body) = match body {
+        Body::Text(text) => (false, Some(Body::Text(text))),
+        Body::Binary(bytes) => (true, Some(Body::Binary(bytes))),
+        _ => (false, None),
+    };
+    let mut answer = VpcLatticeResponse::default();
+    answer.is_base64_encoded = is_base64_encoded;
+    answer.status_code = parts.status.as_u16();
+    answer.headers = parts.headers;
+    answer.body = body;
+    answer
+}
+
 /// Serves `endpoint` on the Lambda Runtime API until the runtime stops.
 pub async fn run<E: Endpoint>(telemetry: Telemetry, endpoint: E) -> Result<(), lambda_http::Error> {
     let endpoint = Arc::new(endpoint);
     let handler_telemetry = telemetry.clone();
-    let result = lambda_http::run(service_fn(move |request: Request| {
-        let telemetry = handler_telemetry.clone();
-        let endpoint = Arc::clone(&endpoint);
-        async move {
-            Ok::<_, std::convert::Infallible>(
-                handle_traced(&telemetry, endpoint.as_ref(), request).await,
-            )
-        }
-    }))
-    .await;
+    let result =
+        lambda_http::lambda_runtime::run(service_fn(move |event: LambdaEvent<LambdaRequest>| {
+            let telemetry = handler_telemetry.clone();
+            let endpoint = Arc::clone(&endpoint);
+            async move {
+                let LambdaEvent { payload, context } = event;
+                let request: Request = payload.into();
+                let request = request.with_lambda_context(context);
+                let response = handle_traced(&telemetry, endpoint.as_ref(), request).await;
+                Ok::<_, std::convert::Infallible>(lattice_response(response))
+            }
+        }))
+        .await;
     telemetry.flush();
     result
 }

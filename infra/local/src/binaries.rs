@@ -1,4 +1,5 @@
-//! Finding the service binaries next to the running executable, building them when missing.
+//! Finding the service binaries next to the running executable, building them first (Cargo makes
+//! that a no-op when they are up to date, and a stale binary would run old code).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

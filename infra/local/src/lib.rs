@@ -2,8 +2,8 @@
 //! loopback, so the real service binaries and loadgen run unchanged with no AWS account.
 //!
 //! Built so far: the X-Ray side — the daemon's datagram format and document validation, the trace
-//! store, the UDP daemon, and the rest-json API. Also the Lambda service (Runtime API, environments). Still
-//! to come (issue 3): Lambda's facade segments, the Lattice proxy, and the `up` binary.
+//! store, the UDP daemon, and the rest-json API. Also the Lambda service (Runtime API, environments, facade
+//! segments). Still to come (issue 3): the Lattice proxy and the `up` binary.
 //!
 //! # Layout
 //! - [`xray`]: what the X-Ray daemon and service do with segment documents.

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use tokio::process::Command;
 use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 
+use super::facade::{Facade, InvocationRecord};
 use super::runtime_api::{Invocation, Outcome, RuntimeApi};
 
 /// Lambda's limit on an environment's init phase.
@@ -130,6 +131,7 @@ pub struct Function {
     request_counter: AtomicU64,
     stats: Mutex<FunctionStats>,
     pids: Arc<Mutex<Vec<u32>>>,
+    facade: Option<Arc<Facade>>,
 }
 
 impl std::fmt::Debug for Function {
@@ -151,7 +153,14 @@ impl Function {
             request_counter: AtomicU64::new(1),
             stats: Mutex::default(),
             pids: Arc::default(),
+            facade: None,
         }
+    }
+
+    /// Turns on Active tracing: the Lambda service's own segments go through `facade`.
+    pub fn with_facade(mut self, facade: Arc<Facade>) -> Self {
+        self.facade = Some(facade);
+        self
     }
 
     /// The configuration.
@@ -281,7 +290,9 @@ impl Function {
         None
     }
 
-    /// Invokes the function synchronously (`RequestResponse`) with `event`.
+    /// Invokes the function synchronously (`RequestResponse`) with `event`. A `trace_id` given
+    /// by the caller is handed to the function as is; otherwise, with Active tracing, the
+    /// invocation gets a new facade trace.
     pub async fn invoke(
         &self,
         event: Bytes,
@@ -291,6 +302,47 @@ impl Function {
             self.bump(|s| s.throttled += 1);
             return Err(InvokeError::Throttled);
         };
+        let arrived = SystemTime::now();
+        let facade = match (&self.facade, &trace_id) {
+            (Some(facade), None) => Some((facade, facade.begin())),
+            _ => None,
+        };
+        let trace_id =
+            trace_id.or_else(|| facade.as_ref().map(|(_, trace)| trace.runtime_header()));
+        let result = self.invoke_in_environment(event, trace_id).await;
+        if let Some((facade, trace)) = facade {
+            let epoch = |t: SystemTime| {
+                t.duration_since(UNIX_EPOCH)
+                    .map_or(0.0, |d| d.as_secs_f64())
+            };
+            let (request_id, init, error) = match &result {
+                Ok(output) => (output.request_id.clone(), output.init_duration, None),
+                Err(InvokeError::Function { error_type, .. }) => {
+                    (String::new(), None, Some(error_type.clone()))
+                }
+                Err(other) => (String::new(), None, Some(other.to_string())),
+            };
+            facade.finish(
+                &trace,
+                &InvocationRecord {
+                    function_name: &self.config.name,
+                    function_arn: &self.config.arn(),
+                    request_id: &request_id,
+                    start: epoch(arrived),
+                    init,
+                    end: epoch(SystemTime::now()),
+                    error: error.as_deref(),
+                },
+            );
+        }
+        result
+    }
+
+    async fn invoke_in_environment(
+        &self,
+        event: Bytes,
+        trace_id: Option<String>,
+    ) -> Result<InvokeOutput, InvokeError> {
         let (environment, init_duration) = match self.take_idle() {
             Some(environment) => (environment, None),
             None => {

@@ -11,6 +11,8 @@
 //! # Layout
 //! - [`runtime_api`]: the Runtime API one environment's process polls.
 //! - [`function`]: a function's environments and `invoke`.
+//! - [`facade`]: the segments Lambda itself sends under Active tracing.
 
+pub mod facade;
 pub mod function;
 pub mod runtime_api;
