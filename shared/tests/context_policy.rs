@@ -262,3 +262,26 @@ async fn datagrams_carry_the_daemon_header_and_fit_in_one_packet() {
     assert!(datagrams[0].starts_with(b"{\"format\": \"json\", \"version\": 1}\n"));
     assert!(datagrams[0].len() < 64 * 1024);
 }
+
+/// A key X-Ray would refuse never reaches the document; it is counted instead.
+struct BadKeys;
+
+impl Endpoint for BadKeys {
+    async fn handle(&self, _request: Request) -> Response<Body> {
+        lattice_xray::annotate_dynamic("order-id", "x");
+        lattice_xray::annotate_dynamic("", 1i64);
+        lattice_xray::annotate_dynamic("fine_key", true);
+        lattice_xray::json_response(http::StatusCode::OK, &json!({}))
+    }
+}
+
+#[tokio::test]
+async fn rejected_annotation_keys_are_counted_not_sent() {
+    let before = lattice_xray::annotation::rejected_annotations();
+    let sink = MemorySink::default();
+    let telemetry = Telemetry::with_sink("payment", sink.clone(), 1.0);
+    handle_traced(&telemetry, &BadKeys, lattice_request(POST_JSON)).await;
+    let doc = &sink.documents()[0];
+    assert_eq!(doc["annotations"], json!({"fine_key": true}));
+    assert_eq!(lattice_xray::annotation::rejected_annotations() - before, 2);
+}
