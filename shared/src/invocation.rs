@@ -181,9 +181,18 @@ impl Invocation {
             .map(|h| h.extras.clone())
             .unwrap_or_default();
 
+        // Upstream and LambdaFunction headers always carry a Parent (see `decide`); matching on
+        // it keeps that a pattern rather than a panic.
         let span = match (&decision.header, decision.source) {
-            (Some(header), ContextSource::Upstream | ContextSource::LambdaFunction) => {
-                let parent = header.parent.expect("both sources have a parent");
+            (
+                Some(
+                    header @ TraceHeader {
+                        parent: Some(parent),
+                        ..
+                    },
+                ),
+                ContextSource::Upstream | ContextSource::LambdaFunction,
+            ) => {
                 let sampled = match header.sampling {
                     Sampling::Sampled => true,
                     Sampling::NotSampled => false,
