@@ -6,7 +6,7 @@
 use bytes::Bytes;
 use lattice_xray::{Error, LatticeClient, LatticeResponse};
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::order::OrderLine;
 use crate::ports::{ChargeOutcome, DownstreamError, Inventory, Payment, ReserveOutcome};
@@ -35,20 +35,41 @@ fn parse<T: for<'de> Deserialize<'de>>(response: &LatticeResponse) -> Result<T, 
     })
 }
 
-/// Inventory over Lattice.
+/// One Lattice service as order calls it: its name (the subsegment name) and base URL.
 #[derive(Clone, Debug)]
-pub struct LatticeInventory {
+struct Peer {
     client: LatticeClient,
+    service: &'static str,
     base_url: String,
 }
+
+impl Peer {
+    fn new(client: LatticeClient, service: &'static str, base_url: &str) -> Self {
+        Self {
+            client,
+            service,
+            base_url: base_url.trim_end_matches('/').to_owned(),
+        }
+    }
+
+    /// POSTs `body` to `path`; transport failures become [`DownstreamError`]s.
+    async fn post(&self, path: &str, body: Value) -> Result<LatticeResponse, DownstreamError> {
+        let url = format!("{}{path}", self.base_url);
+        self.client
+            .post_json(self.service, &url, Bytes::from(body.to_string()))
+            .await
+            .map_err(downstream)
+    }
+}
+
+/// Inventory over Lattice.
+#[derive(Clone, Debug)]
+pub struct LatticeInventory(Peer);
 
 impl LatticeInventory {
     /// Calls the inventory service at `base_url`.
     pub fn new(client: LatticeClient, base_url: &str) -> Self {
-        Self {
-            client,
-            base_url: base_url.trim_end_matches('/').to_owned(),
-        }
+        Self(Peer::new(client, "inventory", base_url))
     }
 }
 
@@ -62,13 +83,13 @@ impl Inventory for LatticeInventory {
             .iter()
             .map(|l| json!({"sku": l.sku, "quantity": l.quantity}))
             .collect();
-        let body = Bytes::from(json!({"order_id": order_id, "items": lines}).to_string());
-        let url = format!("{}/reservations", self.base_url);
         let response = self
-            .client
-            .post_json("inventory", &url, body)
-            .await
-            .map_err(downstream)?;
+            .0
+            .post(
+                "/reservations",
+                json!({"order_id": order_id, "items": lines}),
+            )
+            .await?;
         match response.status {
             200 => Ok(ReserveOutcome::Reserved),
             409 => {
@@ -83,13 +104,8 @@ impl Inventory for LatticeInventory {
     }
 
     async fn release(&self, order_id: &str) -> Result<(), DownstreamError> {
-        let url = format!("{}/reservations/{order_id}/release", self.base_url);
-        let body = Bytes::from_static(b"{}");
-        let response = self
-            .client
-            .post_json("inventory", &url, body)
-            .await
-            .map_err(downstream)?;
+        let path = format!("/reservations/{order_id}/release");
+        let response = self.0.post(&path, json!({})).await?;
         match response.status {
             200 | 404 => Ok(()),
             status => Err(DownstreamError::Fault { status }),
@@ -99,18 +115,12 @@ impl Inventory for LatticeInventory {
 
 /// Payment over Lattice.
 #[derive(Clone, Debug)]
-pub struct LatticePayment {
-    client: LatticeClient,
-    base_url: String,
-}
+pub struct LatticePayment(Peer);
 
 impl LatticePayment {
     /// Calls the payment service at `base_url`.
     pub fn new(client: LatticeClient, base_url: &str) -> Self {
-        Self {
-            client,
-            base_url: base_url.trim_end_matches('/').to_owned(),
-        }
+        Self(Peer::new(client, "payment", base_url))
     }
 }
 
@@ -121,15 +131,8 @@ impl Payment for LatticePayment {
         amount: f64,
         currency: &str,
     ) -> Result<ChargeOutcome, DownstreamError> {
-        let body = Bytes::from(
-            json!({"order_id": order_id, "amount": amount, "currency": currency}).to_string(),
-        );
-        let url = format!("{}/payments", self.base_url);
-        let response = self
-            .client
-            .post_json("payment", &url, body)
-            .await
-            .map_err(downstream)?;
+        let body = json!({"order_id": order_id, "amount": amount, "currency": currency});
+        let response = self.0.post("/payments", body).await?;
         match response.status {
             200 => Ok(ChargeOutcome::Approved {
                 payment_id: parse::<Approved>(&response)?.payment_id,
