@@ -8,8 +8,10 @@
 //! # Layout
 //! - [`xray`]: what the X-Ray daemon and service do with segment documents.
 //! - [`lambda`]: the Runtime API and execution environments running the real binaries.
+//! - [`lattice`]: VPC Lattice (so far its access-log record).
 //! - [`binaries`]: finding (and building) the service binaries.
 
 pub mod binaries;
 pub mod lambda;
+pub mod lattice;
 pub mod xray;
