@@ -83,7 +83,6 @@ pub struct Invocation {
     cx: Context,
     root: XrayTraceId,
     sampled: bool,
-    source: ContextSource,
 }
 
 struct Decision {
@@ -235,7 +234,6 @@ impl Invocation {
         let invocation = Self {
             root: XrayTraceId::from_otel(span_context.trace_id()),
             sampled: span_context.is_sampled(),
-            source: decision.source,
             cx: Context::new()
                 .with_span(span)
                 .with_value(IncomingTrace { extras }),
@@ -261,16 +259,6 @@ impl Invocation {
     /// The context to make current while the handler runs.
     pub fn context(&self) -> &Context {
         &self.cx
-    }
-
-    /// Where the context came from.
-    pub fn source(&self) -> ContextSource {
-        self.source
-    }
-
-    /// Whether this invocation's segments are recorded and sent.
-    pub fn is_sampled(&self) -> bool {
-        self.sampled
     }
 
     /// This invocation's segment id.

@@ -4,7 +4,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -99,7 +99,6 @@ pub struct FakePeer {
     /// Where it listens.
     pub addr: SocketAddr,
     received: mpsc::UnboundedReceiver<ReceivedRequest>,
-    answer: Arc<Mutex<ScriptedAnswer>>,
 }
 
 impl FakePeer {
@@ -110,8 +109,7 @@ impl FakePeer {
             .expect("bind loopback");
         let addr = listener.local_addr().expect("local addr");
         let (tx, received) = mpsc::unbounded_channel();
-        let answer = Arc::new(Mutex::new(answer));
-        let script = Arc::clone(&answer);
+        let script = Arc::new(answer);
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let tx = tx.clone();
@@ -137,7 +135,7 @@ impl FakePeer {
                                     headers: parts.headers,
                                     body,
                                 });
-                                let answer = script.lock().expect("script lock").clone();
+                                let answer = ScriptedAnswer::clone(&script);
                                 tokio::time::sleep(answer.delay).await;
                                 let mut response =
                                     hyper::Response::new(Full::new(Bytes::from(answer.body)));
@@ -155,21 +153,12 @@ impl FakePeer {
                 });
             }
         });
-        Self {
-            addr,
-            received,
-            answer,
-        }
+        Self { addr, received }
     }
 
     /// `http://127.0.0.1:<port><path>`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
-    }
-
-    /// Changes the answer for later requests.
-    pub fn answer_with(&self, answer: ScriptedAnswer) {
-        *self.answer.lock().expect("script lock") = answer;
     }
 
     /// The next request received (waits up to 5 s).
@@ -178,15 +167,6 @@ impl FakePeer {
             .await
             .expect("peer received a request within 5 s")
             .expect("peer channel open")
-    }
-
-    /// Requests received and not yet taken.
-    pub fn drain(&mut self) -> Vec<ReceivedRequest> {
-        let mut all = Vec::new();
-        while let Ok(request) = self.received.try_recv() {
-            all.push(request);
-        }
-        all
     }
 }
 

@@ -37,6 +37,11 @@ async fn run(request: Request, status: u16, ratio: f64) -> (Response<Body>, Vec<
     let sink = MemorySink::default();
     let telemetry = Telemetry::with_sink("payment", sink.clone(), ratio);
     let response = handle_traced(&telemetry, &Recorder { status }, request).await;
+    assert_eq!(
+        telemetry.open_invocations().in_flight(),
+        0,
+        "no invocation's spans are held after it answered, sampled or not"
+    );
     (response, sink.documents())
 }
 
