@@ -24,7 +24,7 @@ use super::document::validate_document;
 use super::filter::FilterExpression;
 use super::graph::service_graph;
 use super::store::TraceStore;
-use super::summary::{matches, summarize, trace_start};
+use super::summary::{matches, summarize, trace_duration, trace_start};
 
 /// Summaries per page, as X-Ray pages them.
 pub const SUMMARY_PAGE: usize = 100;
@@ -246,7 +246,7 @@ fn batch_get_traces(store: &TraceStore, body: &Value) -> Result<Value, ApiError>
                     .iter()
                     .map(|d| json!({"Id": d.get("id"), "Document": Value::Object(d.clone()).to_string()}))
                     .collect();
-                let duration = summarize(&id, &entities)["Duration"].clone();
+                let duration = trace_duration(&entities);
                 traces.push(json!({"Id": id, "Duration": duration, "LimitExceeded": false, "Segments": segments}));
             }
             _ => unprocessed.push(Value::String(id)),

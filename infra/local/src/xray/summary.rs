@@ -128,17 +128,25 @@ pub fn trace_start(entities: &[Entity]) -> f64 {
         .map_or(0.0, |e| num(&e.fields, "start_time"))
 }
 
+/// Seconds from the earliest segment start to the latest segment end.
+pub fn trace_duration(entities: &[Entity]) -> f64 {
+    let segments = || entities.iter().filter(|e| e.is_segment);
+    let start = segments()
+        .map(|s| num(&s.fields, "start_time"))
+        .fold(f64::INFINITY, f64::min);
+    let end = segments()
+        .map(|s| num(&s.fields, "end_time"))
+        .fold(0.0, f64::max);
+    if end > start {
+        end - start
+    } else {
+        0.0
+    }
+}
+
 /// The `TraceSummary` for one trace.
 pub fn summarize(trace_id: &str, entities: &[Entity]) -> Value {
     let segments: Vec<&Entity> = entities.iter().filter(|e| e.is_segment).collect();
-    let start = segments
-        .iter()
-        .map(|s| num(&s.fields, "start_time"))
-        .fold(f64::INFINITY, f64::min);
-    let end = segments
-        .iter()
-        .map(|s| num(&s.fields, "end_time"))
-        .fold(0.0, f64::max);
     let roots = roots(entities);
     let root = roots.first().copied();
     let flags = trace_flags(entities);
@@ -174,7 +182,7 @@ pub fn summarize(trace_id: &str, entities: &[Entity]) -> Value {
 
     let mut summary = json!({
         "Id": trace_id,
-        "Duration": if end > start { end - start } else { 0.0 },
+        "Duration": trace_duration(entities),
         "HasFault": flags.fault,
         "HasError": flags.error,
         "HasThrottle": flags.throttle,
