@@ -196,37 +196,54 @@ impl LatticeClient {
             .provide_credentials()
             .await
             .map_err(|e| Error::Signing(format!("no credentials: {e}")))?;
-        let identity = Identity::from(credentials);
-        let mut settings = SigningSettings::default();
-        settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
-        let params = v4::SigningParams::builder()
-            .identity(&identity)
-            .region(&self.region)
-            .name(SIGNING_NAME)
-            .time(self.clock.now())
-            .settings(settings)
-            .build()
-            .map_err(|e| Error::Signing(e.to_string()))?
-            .into();
-        let uri = request.uri().to_string();
-        let headers: Vec<(&str, &str)> = request
-            .headers()
-            .iter()
-            .filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?)))
-            .collect();
-        let signable = SignableRequest::new(
-            request.method().as_str(),
-            uri.as_str(),
-            headers.into_iter(),
-            SignableBody::UnsignedPayload,
+        sign_for_lattice(
+            request,
+            &Identity::from(credentials),
+            &self.region,
+            self.clock.now(),
         )
-        .map_err(|e| Error::Signing(e.to_string()))?;
-        let (instructions, _signature) = sign(signable, &params)
-            .map_err(|e| Error::Signing(e.to_string()))?
-            .into_parts();
-        instructions.apply_to_request_http1x(request);
-        Ok(())
     }
+}
+
+/// Signs `request` for a Lattice service in `region` at `time`, as Lattice's IAM auth requires
+/// (signing name `vpc-lattice-svcs`, `x-amz-content-sha256: UNSIGNED-PAYLOAD`). The request must
+/// already carry its `host`. Shared by [`LatticeClient`] and anything else calling Lattice
+/// (loadgen, tests).
+pub fn sign_for_lattice<B>(
+    request: &mut http::Request<B>,
+    identity: &Identity,
+    region: &str,
+    time: SystemTime,
+) -> Result<(), Error> {
+    let mut settings = SigningSettings::default();
+    settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
+    let params = v4::SigningParams::builder()
+        .identity(identity)
+        .region(region)
+        .name(SIGNING_NAME)
+        .time(time)
+        .settings(settings)
+        .build()
+        .map_err(|e| Error::Signing(e.to_string()))?
+        .into();
+    let uri = request.uri().to_string();
+    let headers: Vec<(&str, &str)> = request
+        .headers()
+        .iter()
+        .filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?)))
+        .collect();
+    let signable = SignableRequest::new(
+        request.method().as_str(),
+        uri.as_str(),
+        headers.into_iter(),
+        SignableBody::UnsignedPayload,
+    )
+    .map_err(|e| Error::Signing(e.to_string()))?;
+    let (instructions, _signature) = sign(signable, &params)
+        .map_err(|e| Error::Signing(e.to_string()))?
+        .into_parts();
+    instructions.apply_to_request_http1x(request);
+    Ok(())
 }
 
 /// One downstream call's subsegment and the trace header that points at it.

@@ -2,6 +2,13 @@
 //! and spelling, absent strings as `"-"`, numbers as JSON numbers, durations in milliseconds
 //! (VPC Lattice guide, "Access logs"; a real entry is in `tests/fixtures`).
 
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::SystemTime;
+
 use serde::{Deserialize, Serialize};
 
 /// Lattice's placeholder for a missing string.
@@ -71,6 +78,80 @@ impl AccessLogEntry {
     }
 }
 
+/// `startTime` as Lattice writes it: RFC 3339 UTC, whole seconds.
+pub fn start_time(at: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(at).to_string()
+}
+
+/// Where access-log lines go: a JSON-lines file (when configured), and per-service counts of
+/// every line written, so a run can check "one line per request" without re-reading the file.
+#[derive(Debug, Default)]
+pub struct AccessLogWriter {
+    file: Option<Mutex<BufWriter<File>>>,
+    counts: Mutex<BTreeMap<(String, u16), u64>>,
+}
+
+impl AccessLogWriter {
+    /// Lines appended to `path` (created if missing).
+    pub fn to_file(path: &Path) -> std::io::Result<Self> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+        Ok(Self {
+            file: Some(Mutex::new(BufWriter::with_capacity(256 * 1024, file))),
+            counts: Mutex::default(),
+        })
+    }
+
+    /// Counts only (no file).
+    pub fn counting() -> Self {
+        Self::default()
+    }
+
+    /// Writes one entry. A write error is logged, never returned: the log must not fail requests.
+    pub fn write(&self, entry: &AccessLogEntry) {
+        *self
+            .counts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry((entry.service_arn.clone(), entry.response_code))
+            .or_default() += 1;
+        if let Some(file) = &self.file {
+            let mut line = entry.to_json_line();
+            line.push('\n');
+            let mut file = file.lock().unwrap_or_else(|p| p.into_inner());
+            if let Err(error) = file.write_all(line.as_bytes()) {
+                tracing::warn!(%error, "access log write failed");
+            }
+        }
+    }
+
+    /// Pushes buffered lines to the file.
+    pub fn flush(&self) {
+        if let Some(file) = &self.file {
+            let mut file = file.lock().unwrap_or_else(|p| p.into_inner());
+            if let Err(error) = file.flush() {
+                tracing::warn!(%error, "access log flush failed");
+            }
+        }
+    }
+
+    /// Lines written so far, by (service ARN, response code).
+    pub fn counts(&self) -> BTreeMap<(String, u16), u64> {
+        self.counts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+impl Drop for AccessLogWriter {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -80,5 +161,11 @@ mod tests {
         assert_eq!(or_absent(None), "-");
         assert_eq!(or_absent(Some("")), "-");
         assert_eq!(or_absent(Some("x")), "x");
+    }
+
+    #[test]
+    fn start_time_is_whole_seconds_utc() {
+        let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_722_770_920_750);
+        assert_eq!(start_time(at), "2024-08-04T11:28:40Z");
     }
 }

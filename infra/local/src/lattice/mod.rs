@@ -1,7 +1,22 @@
-//! VPC Lattice on loopback. So far: the access log record. Still to come (issue 3): listeners,
-//! SigV4 verification, auth policies, V2 events, and metrics.
+//! VPC Lattice on loopback: one service network whose services each listen on their own port and
+//! forward to a LAMBDA target group (V2 events), with SigV4 auth, auth policies, access logs and
+//! `AWS/VpcLattice` metrics.
 //!
 //! # Layout
-//! - [`access_log`]: one access-log entry, exactly as Lattice writes it.
+//! - [`network`]: ids and ARNs of the network, services, listeners and target groups.
+//! - [`credentials`]: the local key store (access key → principal).
+//! - [`sigv4`]: signature verification.
+//! - [`policy`]: auth policies and Lattice's three-policy decision.
+//! - [`event`]: the V2 event and the function's response.
+//! - [`access_log`]: the access-log record and its writer.
+//! - [`metrics`]: per-minute metrics as Embedded Metric Format lines.
+//! - [`proxy`]: the listeners tying it together.
 
 pub mod access_log;
+pub mod credentials;
+pub mod event;
+pub mod metrics;
+pub mod network;
+pub mod policy;
+pub mod proxy;
+pub mod sigv4;

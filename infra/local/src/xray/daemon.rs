@@ -1,8 +1,12 @@
 //! The X-Ray daemon's UDP side: every datagram is parsed, validated and stored, or counted and
-//! kept as a reject. Garbage never stops the listener.
+//! kept as a reject. Garbage never stops the listener. Optionally every accepted document is
+//! also appended, as received, to an NDJSON file.
 
+use std::fs::File;
+use std::io::{BufWriter, Write};
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use tokio::net::UdpSocket;
 use tokio::task::JoinHandle;
@@ -18,9 +22,57 @@ pub struct XrayDaemon {
     task: JoinHandle<()>,
 }
 
+/// The optional NDJSON file of accepted documents.
+#[derive(Debug)]
+pub struct RawDocumentLog {
+    file: Mutex<BufWriter<File>>,
+}
+
+impl RawDocumentLog {
+    /// Appends to `path` (created if missing).
+    pub fn open(path: &Path) -> std::io::Result<Self> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+        Ok(Self {
+            file: Mutex::new(BufWriter::with_capacity(256 * 1024, file)),
+        })
+    }
+
+    fn append(&self, document: &serde_json::Map<String, serde_json::Value>) {
+        let mut line = serde_json::Value::Object(document.clone()).to_string();
+        line.push('\n');
+        let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        if let Err(error) = file.write_all(line.as_bytes()) {
+            tracing::warn!(%error, "raw document log write failed");
+        }
+    }
+
+    /// Pushes buffered lines to the file.
+    pub fn flush(&self) {
+        let _ = self.file.lock().unwrap_or_else(|p| p.into_inner()).flush();
+    }
+}
+
+impl Drop for RawDocumentLog {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
 impl XrayDaemon {
     /// Binds `addr` (port 0 for any) and feeds `store` until dropped.
     pub async fn start(addr: SocketAddr, store: Arc<TraceStore>) -> std::io::Result<Self> {
+        Self::start_with_log(addr, store, None).await
+    }
+
+    /// Like [`XrayDaemon::start`], also appending every accepted document to `log`.
+    pub async fn start_with_log(
+        addr: SocketAddr,
+        store: Arc<TraceStore>,
+        log: Option<Arc<RawDocumentLog>>,
+    ) -> std::io::Result<Self> {
         let socket = UdpSocket::bind(addr).await?;
         let addr = socket.local_addr()?;
         let task = tokio::spawn(async move {
@@ -37,6 +89,9 @@ impl XrayDaemon {
                 };
                 match parse_datagram(&buf[..len]) {
                     Ok(document) => {
+                        if let Some(log) = &log {
+                            log.append(&document.body);
+                        }
                         store.insert(document);
                     }
                     Err(rejection) => store.reject(&rejection),

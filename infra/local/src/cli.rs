@@ -1,0 +1,125 @@
+//! The `local-stack` command line: `up` starts the stack and serves until Ctrl-C.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::binaries::profile_dir;
+use crate::lambda::facade::FacadeSampling;
+use crate::stack::{LocalStack, StackConfig};
+
+/// VPC Lattice, the Lambda service and X-Ray on loopback.
+#[derive(Debug, Parser)]
+#[command(name = "local-stack", version)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start the stack and serve until Ctrl-C.
+    Up(UpArgs),
+}
+
+/// `up`'s options.
+#[derive(Debug, clap::Args)]
+pub struct UpArgs {
+    /// Where the state file, credentials, access log and metrics go [default: target/local-stack].
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+    /// X-Ray daemon (UDP) and API (TCP) address.
+    #[arg(long, default_value = "127.0.0.1:2000")]
+    pub xray: SocketAddr,
+    /// Port of the order service.
+    #[arg(long, default_value_t = 8080)]
+    pub order_port: u16,
+    /// Port of the payment service.
+    #[arg(long, default_value_t = 8081)]
+    pub payment_port: u16,
+    /// Port of the inventory service.
+    #[arg(long, default_value_t = 8082)]
+    pub inventory_port: u16,
+    /// Environments per function at most (reserved concurrency).
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    /// Turn off the services' simulated latency and failures.
+    #[arg(long)]
+    pub no_simulation: bool,
+    /// Trace every invocation in the Lambda facade (default: Lambda's rule, 1/s then 5 %).
+    #[arg(long)]
+    pub trace_all_invocations: bool,
+    /// Show the functions' logs.
+    #[arg(long)]
+    pub show_logs: bool,
+    /// Also write every accepted segment document to xray-documents.ndjson.
+    #[arg(long)]
+    pub raw_documents: bool,
+    /// Traces the X-Ray store keeps before evicting the oldest.
+    #[arg(long, default_value_t = 100_000)]
+    pub trace_capacity: usize,
+}
+
+impl UpArgs {
+    /// The stack configuration these options describe.
+    pub fn config(&self) -> StackConfig {
+        let state_dir = self.state_dir.clone().unwrap_or_else(|| {
+            profile_dir()
+                .and_then(|d| d.parent().map(|t| t.join("local-stack")))
+                .unwrap_or_else(|| PathBuf::from("local-stack"))
+        });
+        let mut config = StackConfig::new(state_dir);
+        if self.no_simulation {
+            config = config.without_simulation();
+        }
+        config.xray_addr = self.xray;
+        config.ports.insert("order".into(), self.order_port);
+        config.ports.insert("payment".into(), self.payment_port);
+        config.ports.insert("inventory".into(), self.inventory_port);
+        config.concurrency = self.concurrency;
+        config.show_logs = self.show_logs;
+        config.raw_documents = self.raw_documents;
+        config.trace_capacity = self.trace_capacity;
+        if self.trace_all_invocations {
+            config.facade_sampling = FacadeSampling::Always;
+        }
+        config
+    }
+}
+
+/// Runs `up`: start, print where everything is, wait for Ctrl-C, stop cleanly.
+pub async fn up(args: &UpArgs) -> anyhow::Result<()> {
+    let stack = LocalStack::start(args.config()).await?;
+    let state = &stack.state;
+    println!(
+        "local stack up (region {}, account {})",
+        state.region, state.account_id
+    );
+    for (name, service) in &state.services {
+        println!("  {name:<10} {}  {}", service.url, service.service_arn);
+    }
+    println!("  X-Ray daemon   udp {}", state.xray_daemon_address);
+    println!("  X-Ray API      {}", state.xray_endpoint);
+    println!(
+        "  state          {}",
+        StackStatePath(&stack.config.state_dir)
+    );
+    println!("  access log     {}", state.access_log.display());
+    println!("  metrics (EMF)  {}", state.metrics_log.display());
+    println!("Ctrl-C stops it.");
+    tokio::signal::ctrl_c().await?;
+    println!("stopping…");
+    stack.shutdown().await;
+    Ok(())
+}
+
+struct StackStatePath<'a>(&'a std::path::Path);
+
+impl std::fmt::Display for StackStatePath<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", crate::stack::StackState::path(self.0).display())
+    }
+}

@@ -1,0 +1,616 @@
+//! The whole local stack wired together: the X-Ray daemon and API, one function per service (the
+//! real binaries), and the Lattice service network in front of them, with the default auth setup
+//! (a `loadgen` principal may call order; only order's function role may call payment and
+//! inventory). What other processes need to find it goes to a state file.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::binaries::service_binary;
+use crate::lambda::facade::{Facade, FacadeSampling};
+use crate::lambda::function::{Function, FunctionConfig};
+use crate::lattice::access_log::AccessLogWriter;
+use crate::lattice::credentials::{CredentialsFile, PrincipalKey};
+use crate::lattice::metrics::MetricsRecorder;
+use crate::lattice::network::{NetworkTopology, DEFAULT_ACCOUNT, DEFAULT_REGION};
+use crate::lattice::policy::{Policy, PolicyError, INVOKE};
+use crate::lattice::proxy::{AuthPolicies, LatticeNetwork, ServiceListener};
+use crate::lattice::sigv4::Verifier;
+use crate::xray::api::XrayApi;
+use crate::xray::daemon::{RawDocumentLog, XrayDaemon};
+use crate::xray::store::TraceStore;
+
+/// The services, in the order they are started.
+pub const SERVICES: [&str; 3] = ["order", "payment", "inventory"];
+/// The role loadgen signs as.
+pub const LOADGEN_ROLE: &str = "loadgen";
+/// The service network's name.
+pub const NETWORK_NAME: &str = "orders-network";
+
+/// The execution role of a service's function.
+pub fn function_role(service: &str) -> String {
+    format!("{service}-function")
+}
+
+/// How to run the stack.
+#[derive(Clone, Debug)]
+pub struct StackConfig {
+    /// Where the state file, credentials, access log, metrics and raw documents go.
+    pub state_dir: PathBuf,
+    /// X-Ray daemon (UDP) and API (TCP) address.
+    pub xray_addr: SocketAddr,
+    /// Listener port per service (0 = any free port).
+    pub ports: BTreeMap<String, u16>,
+    /// Account id in ARNs.
+    pub account_id: String,
+    /// Region.
+    pub region: String,
+    /// Environments per function at most.
+    pub concurrency: usize,
+    /// The Lambda service's own trace sampling.
+    pub facade_sampling: FacadeSampling,
+    /// Environment given to every function (the services' knobs).
+    pub service_env: Vec<(String, String)>,
+    /// Show the functions' stdout/stderr.
+    pub show_logs: bool,
+    /// Traces the X-Ray store keeps.
+    pub trace_capacity: usize,
+    /// Also write every accepted segment document to `xray-documents.ndjson`.
+    pub raw_documents: bool,
+    /// Principals besides loadgen allowed to call order.
+    pub extra_order_callers: Vec<String>,
+    /// Function timeouts (order waits for two downstream calls).
+    pub order_timeout: Duration,
+    /// Timeout of payment and inventory.
+    pub downstream_timeout: Duration,
+}
+
+impl StackConfig {
+    /// The defaults of `up`: fixed ports, X-Ray on 127.0.0.1:2000.
+    pub fn new(state_dir: PathBuf) -> Self {
+        Self {
+            state_dir,
+            xray_addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 2000)),
+            ports: SERVICES
+                .iter()
+                .zip([8080u16, 8081, 8082])
+                .map(|(s, p)| ((*s).to_owned(), p))
+                .collect(),
+            account_id: DEFAULT_ACCOUNT.to_owned(),
+            region: DEFAULT_REGION.to_owned(),
+            concurrency: 64,
+            facade_sampling: FacadeSampling::DefaultRule { rate: 0.05 },
+            service_env: Vec::new(),
+            show_logs: false,
+            trace_capacity: 100_000,
+            raw_documents: false,
+            extra_order_callers: Vec::new(),
+            order_timeout: Duration::from_secs(10),
+            downstream_timeout: Duration::from_secs(3),
+        }
+    }
+
+    /// Every port chosen by the OS (tests, embedding): nothing collides with another stack.
+    pub fn ephemeral(state_dir: PathBuf) -> Self {
+        let mut config = Self::new(state_dir);
+        config.xray_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+        for port in config.ports.values_mut() {
+            *port = 0;
+        }
+        config
+    }
+
+    /// Latency injection and simulated failures off (throughput runs).
+    pub fn without_simulation(mut self) -> Self {
+        for (k, v) in [
+            ("PAYMENT_LATENCY_MS", "0"),
+            ("INVENTORY_LATENCY_MS", "0"),
+            ("PAYMENT_DECLINE_RATE", "0"),
+            ("PAYMENT_FAULT_RATE", "0"),
+            ("INVENTORY_FAULT_RATE", "0"),
+        ] {
+            self.service_env.push((k.to_owned(), v.to_owned()));
+        }
+        self
+    }
+}
+
+/// What other processes read to find the stack (`<state_dir>/state.json`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StackState {
+    /// The `up` process.
+    pub pid: u32,
+    /// Region to sign for.
+    pub region: String,
+    /// Account.
+    pub account_id: String,
+    /// `AWS_XRAY_DAEMON_ADDRESS` for senders.
+    pub xray_daemon_address: String,
+    /// `endpoint_url` for aws-sdk-xray.
+    pub xray_endpoint: String,
+    /// Per service: URL, ARNs, function.
+    pub services: BTreeMap<String, ServiceState>,
+    /// The service network ARN.
+    pub service_network_arn: String,
+    /// The credentials file (access keys per principal).
+    pub credentials_file: PathBuf,
+    /// The principal loadgen signs as.
+    pub loadgen_principal: String,
+    /// Access-log JSON lines.
+    pub access_log: PathBuf,
+    /// EMF metric lines.
+    pub metrics_log: PathBuf,
+    /// Raw segment documents, when kept.
+    pub raw_documents: Option<PathBuf>,
+}
+
+/// One service in the state file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ServiceState {
+    /// The listener's URL.
+    pub url: String,
+    /// Service ARN.
+    pub service_arn: String,
+    /// Target group ARN.
+    pub target_group_arn: String,
+    /// The function's name.
+    pub function_name: String,
+}
+
+impl StackState {
+    /// The state file inside `state_dir`.
+    pub fn path(state_dir: &Path) -> PathBuf {
+        state_dir.join("state.json")
+    }
+
+    /// Reads a state file.
+    pub fn load(state_dir: &Path) -> Result<Self, StackError> {
+        let path = Self::path(state_dir);
+        let text = std::fs::read_to_string(&path).map_err(|e| StackError::Io {
+            what: format!("reading {}", path.display()),
+            source: e,
+        })?;
+        serde_json::from_str(&text)
+            .map_err(|e| StackError::State(format!("{}: {e}", path.display())))
+    }
+}
+
+/// Why the stack could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StackError {
+    /// A file or socket.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// Why it failed.
+        source: std::io::Error,
+    },
+    /// A generated policy did not parse (a bug).
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    /// The state file.
+    #[error("state file {0}")]
+    State(String),
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> StackError {
+    let what = what.into();
+    move |source| StackError::Io { what, source }
+}
+
+/// The running stack. Dropping it stops everything (listeners, functions' processes).
+pub struct LocalStack {
+    /// Settings it started with.
+    pub config: StackConfig,
+    /// Ids and ARNs.
+    pub topology: NetworkTopology,
+    /// Keys per principal.
+    pub credentials: CredentialsFile,
+    /// Traces.
+    pub store: Arc<TraceStore>,
+    /// Functions by service.
+    pub functions: BTreeMap<String, Arc<Function>>,
+    /// Access-log writer.
+    pub access_log: Arc<AccessLogWriter>,
+    /// Metrics.
+    pub metrics: Arc<MetricsRecorder>,
+    /// The state written to disk.
+    pub state: StackState,
+    listeners: Vec<ServiceListener>,
+    daemon: XrayDaemon,
+    api: XrayApi,
+    raw_log: Option<Arc<RawDocumentLog>>,
+    flusher: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for LocalStack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalStack")
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The default auth setup, as JSON policies (editable in the state directory's copy).
+fn default_policies(
+    topology: &NetworkTopology,
+    extra_order_callers: &[String],
+) -> Result<AuthPolicies, PolicyError> {
+    let service_resource = |name: &str| {
+        topology
+            .service(name)
+            .map(|s| format!("{}/*", s.service_arn))
+            .unwrap_or_default()
+    };
+    // The network admits authenticated principals of this account only.
+    let network = Policy::from_value(json!({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow",
+            "Principal": {"AWS": format!("arn:aws:iam::{}:root", topology.account_id)},
+            "Action": INVOKE, "Resource": "*"}]
+    }))?;
+    let mut order_callers = vec![topology.role_arn(LOADGEN_ROLE)];
+    order_callers.extend(extra_order_callers.iter().cloned());
+    let order_role = topology.role_arn(&function_role("order"));
+    let mut services = HashMap::new();
+    for name in SERVICES {
+        let callers = if name == "order" {
+            order_callers.clone()
+        } else {
+            vec![order_role.clone()]
+        };
+        services.insert(
+            name.to_owned(),
+            Policy::from_value(json!({
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Principal": {"AWS": callers},
+                    "Action": INVOKE, "Resource": service_resource(name)}]
+            }))?,
+        );
+    }
+    let identity = |resources: Vec<String>| {
+        Policy::from_value(json!({
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": INVOKE, "Resource": resources}]
+        }))
+    };
+    let mut identities = HashMap::new();
+    identities.insert(
+        topology.role_arn(LOADGEN_ROLE),
+        identity(vec![service_resource("order")])?,
+    );
+    for extra in extra_order_callers {
+        identities.insert(extra.clone(), identity(vec![service_resource("order")])?);
+    }
+    identities.insert(
+        order_role,
+        identity(vec![
+            service_resource("payment"),
+            service_resource("inventory"),
+        ])?,
+    );
+    // payment's and inventory's roles call nothing: no identity policy grants them Invoke.
+    for name in ["payment", "inventory"] {
+        identities.insert(topology.role_arn(&function_role(name)), identity(vec![])?);
+    }
+    Ok(AuthPolicies {
+        network,
+        services,
+        identities,
+    })
+}
+
+impl LocalStack {
+    /// Starts everything. Service binaries are built first if missing.
+    pub async fn start(config: StackConfig) -> Result<Self, StackError> {
+        std::fs::create_dir_all(&config.state_dir)
+            .map_err(io(format!("creating {}", config.state_dir.display())))?;
+        let topology =
+            NetworkTopology::new(&config.account_id, &config.region, NETWORK_NAME, &SERVICES);
+        let mut principals = vec![topology.role_arn(LOADGEN_ROLE)];
+        principals.extend(
+            SERVICES
+                .iter()
+                .map(|s| topology.role_arn(&function_role(s))),
+        );
+        principals.extend(config.extra_order_callers.iter().cloned());
+        let credentials = CredentialsFile::generate(&principals);
+        let credentials_file = config.state_dir.join("credentials.json");
+        write_private(
+            &credentials_file,
+            &serde_json::to_vec_pretty(&credentials).unwrap_or_default(),
+        )
+        .map_err(io(format!("writing {}", credentials_file.display())))?;
+        let policies = default_policies(&topology, &config.extra_order_callers)?;
+        let policies_file = config.state_dir.join("auth-policies.json");
+        let mut described = serde_json::Map::new();
+        described.insert("serviceNetwork".into(), policies.network.document().clone());
+        for (name, policy) in &policies.services {
+            described.insert(format!("service:{name}"), policy.document().clone());
+        }
+        for (principal, policy) in &policies.identities {
+            described.insert(format!("identity:{principal}"), policy.document().clone());
+        }
+        std::fs::write(
+            &policies_file,
+            serde_json::to_vec_pretty(&described).unwrap_or_default(),
+        )
+        .map_err(io(format!("writing {}", policies_file.display())))?;
+
+        // X-Ray first, so nothing any function sends is lost.
+        let store = Arc::new(TraceStore::new(config.trace_capacity));
+        let raw_path = config.state_dir.join("xray-documents.ndjson");
+        let raw_log = if config.raw_documents {
+            Some(Arc::new(
+                RawDocumentLog::open(&raw_path)
+                    .map_err(io(format!("opening {}", raw_path.display())))?,
+            ))
+        } else {
+            None
+        };
+        let daemon =
+            XrayDaemon::start_with_log(config.xray_addr, Arc::clone(&store), raw_log.clone())
+                .await
+                .map_err(io(format!(
+                    "binding the X-Ray daemon on udp {}",
+                    config.xray_addr
+                )))?;
+        // The API shares the daemon's port number, on TCP, as the real daemon does.
+        let api = XrayApi::start(daemon.addr, Arc::clone(&store))
+            .await
+            .map_err(io(format!("binding the X-Ray API on tcp {}", daemon.addr)))?;
+        let facade = Arc::new(
+            Facade::new(daemon.addr, config.facade_sampling, 7)
+                .map_err(io("opening the Lambda facade's socket"))?,
+        );
+
+        // Listeners are bound before the functions start, so every function knows every URL.
+        let mut bound = Vec::new();
+        for name in SERVICES {
+            let port = config.ports.get(name).copied().unwrap_or(0);
+            let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port))
+                .await
+                .map_err(io(format!(
+                    "binding the {name} listener on 127.0.0.1:{port}"
+                )))?;
+            let addr = listener
+                .local_addr()
+                .map_err(io("reading a listener address"))?;
+            bound.push((name, listener, format!("http://{addr}")));
+        }
+        let url_of = |service: &str| {
+            bound
+                .iter()
+                .find(|(n, _, _)| *n == service)
+                .map(|(_, _, url)| url.clone())
+                .unwrap_or_default()
+        };
+
+        let mut functions = BTreeMap::new();
+        for name in SERVICES {
+            let binary = tokio::task::spawn_blocking(move || service_binary(name))
+                .await
+                .map_err(|e| StackError::Io {
+                    what: format!("building {name}"),
+                    source: std::io::Error::other(e.to_string()),
+                })?
+                .map_err(io(format!("building {name}")))?;
+            let key = credentials
+                .key_of(&topology.role_arn(&function_role(name)))
+                .cloned()
+                .ok_or_else(|| StackError::State(format!("no key for {name}")))?;
+            let mut env = vec![
+                ("AWS_ACCESS_KEY_ID".to_owned(), key.access_key_id),
+                ("AWS_SECRET_ACCESS_KEY".to_owned(), key.secret_access_key),
+                ("INVENTORY_SERVICE_URL".to_owned(), url_of("inventory")),
+                ("PAYMENT_SERVICE_URL".to_owned(), url_of("payment")),
+            ];
+            env.extend(config.service_env.iter().cloned());
+            let function = Function::new(FunctionConfig {
+                name: name.to_owned(),
+                binary,
+                env,
+                memory_mb: 128,
+                timeout: if name == "order" {
+                    config.order_timeout
+                } else {
+                    config.downstream_timeout
+                },
+                concurrency: config.concurrency,
+                region: config.region.clone(),
+                account_id: config.account_id.clone(),
+                xray_daemon: Some(daemon.addr.to_string()),
+                show_logs: config.show_logs,
+            })
+            .with_facade(Arc::clone(&facade));
+            functions.insert(name.to_owned(), Arc::new(function));
+        }
+
+        let access_log_path = config.state_dir.join("access-log.jsonl");
+        let access_log = Arc::new(
+            AccessLogWriter::to_file(&access_log_path)
+                .map_err(io(format!("opening {}", access_log_path.display())))?,
+        );
+        let metrics = Arc::new(MetricsRecorder::default());
+        let keys = credentials
+            .index()
+            .map_err(|e| StackError::State(e.to_string()))?;
+        let network = Arc::new(LatticeNetwork::new(
+            topology.clone(),
+            Verifier::new(keys, config.region.clone()),
+            policies,
+            functions
+                .iter()
+                .map(|(name, f)| (name.clone(), Arc::clone(f)))
+                .collect(),
+            Arc::clone(&access_log),
+            Arc::clone(&metrics),
+        ));
+        let mut listeners = Vec::new();
+        for (name, listener, _) in bound {
+            listeners.push(
+                network
+                    .serve(name, listener)
+                    .map_err(io(format!("serving {name}")))?,
+            );
+        }
+
+        let metrics_path = config.state_dir.join("metrics.emf.jsonl");
+        let flusher = tokio::spawn(flush_periodically(
+            Arc::clone(&access_log),
+            Arc::clone(&metrics),
+            metrics_path.clone(),
+            raw_log.clone(),
+        ));
+
+        let state = StackState {
+            pid: std::process::id(),
+            region: config.region.clone(),
+            account_id: config.account_id.clone(),
+            xray_daemon_address: daemon.addr.to_string(),
+            xray_endpoint: format!("http://{}", api.addr),
+            services: listeners
+                .iter()
+                .filter_map(|l| {
+                    let service = topology.service(&l.service)?;
+                    Some((
+                        l.service.clone(),
+                        ServiceState {
+                            url: l.url(),
+                            service_arn: service.service_arn.clone(),
+                            target_group_arn: service.target_group_arn.clone(),
+                            function_name: service.function_name.clone(),
+                        },
+                    ))
+                })
+                .collect(),
+            service_network_arn: topology.service_network_arn.clone(),
+            credentials_file,
+            loadgen_principal: topology.role_arn(LOADGEN_ROLE),
+            access_log: access_log_path,
+            metrics_log: metrics_path,
+            raw_documents: config.raw_documents.then_some(raw_path),
+        };
+        let state_path = StackState::path(&config.state_dir);
+        std::fs::write(
+            &state_path,
+            serde_json::to_vec_pretty(&state).unwrap_or_default(),
+        )
+        .map_err(io(format!("writing {}", state_path.display())))?;
+        Ok(Self {
+            config,
+            topology,
+            credentials,
+            store,
+            functions,
+            access_log,
+            metrics,
+            state,
+            listeners,
+            daemon,
+            api,
+            raw_log,
+            flusher,
+        })
+    }
+
+    /// The URL of `service`'s listener.
+    pub fn service_url(&self, service: &str) -> Option<String> {
+        self.state.services.get(service).map(|s| s.url.clone())
+    }
+
+    /// The key loadgen signs with.
+    pub fn loadgen_key(&self) -> Option<&PrincipalKey> {
+        self.credentials.key_of(&self.state.loadgen_principal)
+    }
+
+    /// The key of any principal the stack knows.
+    pub fn key_of(&self, principal: &str) -> Option<&PrincipalKey> {
+        self.credentials.key_of(principal)
+    }
+
+    /// The X-Ray daemon's UDP address.
+    pub fn xray_daemon(&self) -> SocketAddr {
+        self.daemon.addr
+    }
+
+    /// The X-Ray API's endpoint URL.
+    pub fn xray_endpoint(&self) -> String {
+        format!("http://{}", self.api.addr)
+    }
+
+    /// Stops accepting requests, writes every pending metric minute and log line, stops the
+    /// functions' processes and removes the state file.
+    pub async fn shutdown(self) {
+        drop(self.listeners);
+        self.flusher.abort();
+        append_lines(&self.state.metrics_log, &self.metrics.drain_all());
+        self.access_log.flush();
+        if let Some(raw) = &self.raw_log {
+            raw.flush();
+        }
+        let _ = std::fs::remove_file(StackState::path(&self.config.state_dir));
+        // Dropping the functions kills their environments' processes (kill_on_drop).
+        drop(self.functions);
+        // Give the kills a moment to be reaped so no zombie outlives us.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn append_lines(path: &Path, lines: &[String]) {
+    if lines.is_empty() {
+        return;
+    }
+    use std::io::Write;
+    let result = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .and_then(|mut file| {
+            let mut text = lines.join("\n");
+            text.push('\n');
+            file.write_all(text.as_bytes())
+        });
+    if let Err(error) = result {
+        tracing::warn!(%error, path = %path.display(), "writing metrics failed");
+    }
+}
+
+async fn flush_periodically(
+    access_log: Arc<AccessLogWriter>,
+    metrics: Arc<MetricsRecorder>,
+    metrics_path: PathBuf,
+    raw_log: Option<Arc<RawDocumentLog>>,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        access_log.flush();
+        if let Some(raw) = &raw_log {
+            raw.flush();
+        }
+        append_lines(&metrics_path, &metrics.drain_completed(SystemTime::now()));
+    }
+}
+
+/// Writes a file readable by its owner only (it holds secrets).
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).write(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)?.write_all(bytes)
+}
