@@ -83,6 +83,7 @@ impl UpArgs {
         config.show_logs = self.show_logs;
         config.raw_documents = self.raw_documents;
         config.trace_capacity = self.trace_capacity;
+        config.rebuild_binaries = true;
         if self.trace_all_invocations {
             config.facade_sampling = FacadeSampling::Always;
         }

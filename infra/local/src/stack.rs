@@ -14,7 +14,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use crate::binaries::service_binary;
+use crate::binaries::{build_service_binaries, service_binary};
 use crate::lambda::facade::{Facade, FacadeSampling};
 use crate::lambda::function::{Function, FunctionConfig};
 use crate::lattice::access_log::AccessLogWriter;
@@ -22,7 +22,7 @@ use crate::lattice::credentials::{CredentialsFile, PrincipalKey};
 use crate::lattice::metrics::MetricsRecorder;
 use crate::lattice::network::{NetworkTopology, DEFAULT_ACCOUNT, DEFAULT_REGION};
 use crate::lattice::policy::{Policy, PolicyError, INVOKE};
-use crate::lattice::proxy::{AuthPolicies, LatticeNetwork, ServiceListener};
+use crate::lattice::proxy::{AuthPolicies, HopOverhead, LatticeNetwork, ServiceListener};
 use crate::lattice::sigv4::Verifier;
 use crate::xray::api::XrayApi;
 use crate::xray::daemon::{RawDocumentLog, XrayDaemon};
@@ -71,6 +71,9 @@ pub struct StackConfig {
     pub order_timeout: Duration,
     /// Timeout of payment and inventory.
     pub downstream_timeout: Duration,
+    /// Run `cargo build` for the service binaries first (commands), rather than only when they
+    /// are missing (tests, where `cargo test` has built them).
+    pub rebuild_binaries: bool,
 }
 
 impl StackConfig {
@@ -95,6 +98,7 @@ impl StackConfig {
             extra_order_callers: Vec::new(),
             order_timeout: Duration::from_secs(10),
             downstream_timeout: Duration::from_secs(3),
+            rebuild_binaries: false,
         }
     }
 
@@ -225,6 +229,7 @@ pub struct LocalStack {
     pub metrics: Arc<MetricsRecorder>,
     /// The state written to disk.
     pub state: StackState,
+    network: Arc<LatticeNetwork>,
     listeners: Vec<ServiceListener>,
     daemon: XrayDaemon,
     api: XrayApi,
@@ -395,15 +400,22 @@ impl LocalStack {
                 .unwrap_or_default()
         };
 
+        let rebuild = config.rebuild_binaries;
+        let binaries = tokio::task::spawn_blocking(move || {
+            if rebuild {
+                build_service_binaries(&SERVICES)
+            } else {
+                SERVICES.iter().map(|name| service_binary(name)).collect()
+            }
+        })
+        .await
+        .map_err(|e| StackError::Io {
+            what: "building the services".into(),
+            source: std::io::Error::other(e.to_string()),
+        })?
+        .map_err(io("building the services"))?;
         let mut functions = BTreeMap::new();
-        for name in SERVICES {
-            let binary = tokio::task::spawn_blocking(move || service_binary(name))
-                .await
-                .map_err(|e| StackError::Io {
-                    what: format!("building {name}"),
-                    source: std::io::Error::other(e.to_string()),
-                })?
-                .map_err(io(format!("building {name}")))?;
+        for (name, binary) in SERVICES.into_iter().zip(binaries) {
             let key = credentials
                 .key_of(&topology.role_arn(&function_role(name)))
                 .cloned()
@@ -515,6 +527,7 @@ impl LocalStack {
             access_log,
             metrics,
             state,
+            network,
             listeners,
             daemon,
             api,
@@ -536,6 +549,11 @@ impl LocalStack {
     /// The key of any principal the stack knows.
     pub fn key_of(&self, principal: &str) -> Option<&PrincipalKey> {
         self.credentials.key_of(principal)
+    }
+
+    /// What the Lattice hop has added to requests so far.
+    pub fn hop_overhead(&self) -> HopOverhead {
+        self.network.hop_overhead()
     }
 
     /// The X-Ray daemon's UDP address.

@@ -95,6 +95,8 @@ impl RuntimeApi {
         let served = Arc::clone(&state);
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
+                // Without this, Nagle + delayed ACK add ~40 ms to every small response.
+                let _ = stream.set_nodelay(true);
                 let state = Arc::clone(&served);
                 tokio::spawn(async move {
                     let service = service_fn(move |request| {

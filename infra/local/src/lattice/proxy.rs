@@ -49,8 +49,22 @@ pub struct AuthPolicies {
     pub identities: HashMap<String, Policy>,
 }
 
+/// Time Lattice itself adds to requests that reached their target (everything but the invoke).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HopOverhead {
+    /// Requests measured.
+    pub requests: u64,
+    /// Median, µs.
+    pub p50_us: u64,
+    /// 99th percentile, µs.
+    pub p99_us: u64,
+    /// Worst, µs.
+    pub max_us: u64,
+}
+
 /// Everything a listener needs.
 pub struct LatticeNetwork {
+    overhead_us: std::sync::Mutex<hdrhistogram::Histogram<u64>>,
     /// Ids and ARNs.
     pub topology: NetworkTopology,
     verifier: Verifier,
@@ -138,12 +152,27 @@ impl LatticeNetwork {
         metrics: Arc<MetricsRecorder>,
     ) -> Self {
         Self {
+            overhead_us: std::sync::Mutex::new(
+                hdrhistogram::Histogram::new_with_bounds(1, 60_000_000, 3)
+                    .expect("static histogram bounds are valid"),
+            ),
             topology,
             verifier,
             policies,
             functions,
             access_log,
             metrics,
+        }
+    }
+
+    /// What the Lattice hop (read, verify, authorize, build the event, map, log) added so far.
+    pub fn hop_overhead(&self) -> HopOverhead {
+        let histogram = self.overhead_us.lock().unwrap_or_else(|p| p.into_inner());
+        HopOverhead {
+            requests: histogram.len(),
+            p50_us: histogram.value_at_quantile(0.5),
+            p99_us: histogram.value_at_quantile(0.99),
+            max_us: histogram.max(),
         }
     }
 
@@ -223,6 +252,13 @@ impl LatticeNetwork {
             ),
         };
         let duration = started.elapsed();
+        if outcome.reached_target {
+            let overhead = duration.saturating_sub(outcome.to_target);
+            self.overhead_us
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .saturating_record((overhead.as_micros() as u64).max(1));
+        }
         self.record(
             service,
             &parts,

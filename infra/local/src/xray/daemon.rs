@@ -14,6 +14,9 @@ use tokio::task::JoinHandle;
 use super::document::{parse_datagram, MAX_DATAGRAM_BYTES};
 use super::store::TraceStore;
 
+/// The receive buffer the daemon asks for.
+pub const RECEIVE_BUFFER_BYTES: usize = 8 * 1024 * 1024;
+
 /// A running daemon.
 #[derive(Debug)]
 pub struct XrayDaemon {
@@ -74,6 +77,9 @@ impl XrayDaemon {
         log: Option<Arc<RawDocumentLog>>,
     ) -> std::io::Result<Self> {
         let socket = UdpSocket::bind(addr).await?;
+        // Bursts of documents must wait in the kernel, not be dropped: ask for a large receive
+        // buffer (Linux caps it at net.core.rmem_max; 4 MiB holds ~1,000 nested documents).
+        let _ = socket2::SockRef::from(&socket).set_recv_buffer_size(RECEIVE_BUFFER_BYTES);
         let addr = socket.local_addr()?;
         let task = tokio::spawn(async move {
             // One byte more than the limit, so an oversized datagram is seen as oversized
