@@ -569,18 +569,32 @@ impl LocalStack {
     /// Stops accepting requests, writes every pending metric minute and log line, stops the
     /// functions' processes and removes the state file.
     pub async fn shutdown(self) {
-        drop(self.listeners);
-        self.flusher.abort();
-        append_lines(&self.state.metrics_log, &self.metrics.drain_all());
-        self.access_log.flush();
-        if let Some(raw) = &self.raw_log {
+        let Self {
+            config,
+            state,
+            functions,
+            access_log,
+            metrics,
+            network,
+            listeners,
+            raw_log,
+            flusher,
+            ..
+        } = self;
+        drop(listeners);
+        flusher.abort();
+        append_lines(&state.metrics_log, &metrics.drain_all());
+        access_log.flush();
+        if let Some(raw) = &raw_log {
             raw.flush();
         }
-        let _ = std::fs::remove_file(StackState::path(&self.config.state_dir));
-        // Dropping the functions kills their environments' processes (kill_on_drop).
-        drop(self.functions);
-        // Give the kills a moment to be reaped so no zombie outlives us.
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        let _ = std::fs::remove_file(StackState::path(&config.state_dir));
+        // Kill every environment's process explicitly: idle keep-alive connections can hold
+        // references to the functions for a while, so dropping is not enough.
+        for function in functions.values() {
+            function.shutdown().await;
+        }
+        drop(network);
     }
 }
 

@@ -221,7 +221,20 @@ async fn a_signed_order_crosses_all_three_services_as_one_linked_trace() {
     // Metrics: one EMF line per Service and per TargetGroup for this minute, after shutdown.
     let metrics_path = stack.state.metrics_log.clone();
     let state_dir = stack.config.state_dir.clone();
+    let pids: Vec<u32> = stack
+        .functions
+        .values()
+        .flat_map(|f| f.process_ids())
+        .collect();
+    assert_eq!(pids.len(), 3, "one environment per function");
     stack.shutdown().await;
+    // No orphan: every environment's process is gone (not even a zombie).
+    for pid in pids {
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            "process {pid} outlived the stack"
+        );
+    }
     let emf: Vec<Value> = std::fs::read_to_string(&metrics_path)
         .unwrap()
         .lines()

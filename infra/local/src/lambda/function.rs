@@ -1,5 +1,6 @@
 //! One function: its execution environments (real processes) and synchronous `invoke`.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -102,11 +103,16 @@ pub struct FunctionStats {
     pub throttled: u64,
 }
 
+/// Kill switches of the live environments, by environment number, so the function can stop
+/// every process at shutdown even while an invocation still holds its environment.
+type KillSwitches = Arc<Mutex<HashMap<u64, oneshot::Sender<()>>>>;
+
 struct Environment {
     api: RuntimeApi,
     next: mpsc::Sender<Invocation>,
     exited: watch::Receiver<Option<String>>,
-    kill: Option<oneshot::Sender<()>>,
+    number: u64,
+    kills: KillSwitches,
 }
 
 impl Environment {
@@ -117,7 +123,12 @@ impl Environment {
 
 impl Drop for Environment {
     fn drop(&mut self) {
-        if let Some(kill) = self.kill.take() {
+        let kill = self
+            .kills
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.number);
+        if let Some(kill) = kill {
             let _ = kill.send(());
         }
     }
@@ -131,6 +142,9 @@ pub struct Function {
     request_counter: AtomicU64,
     stats: Mutex<FunctionStats>,
     pids: Arc<Mutex<Vec<u32>>>,
+    kills: KillSwitches,
+    environment_counter: AtomicU64,
+    stopped: std::sync::atomic::AtomicBool,
     facade: Option<Arc<Facade>>,
 }
 
@@ -153,6 +167,9 @@ impl Function {
             request_counter: AtomicU64::new(1),
             stats: Mutex::default(),
             pids: Arc::default(),
+            kills: Arc::default(),
+            environment_counter: AtomicU64::new(0),
+            stopped: std::sync::atomic::AtomicBool::new(false),
             facade: None,
         }
     }
@@ -181,6 +198,29 @@ impl Function {
     /// Process ids of the environments alive now (busy or idle).
     pub fn process_ids(&self) -> Vec<u32> {
         self.pids.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Stops every environment's process, busy or idle; later invocations start new ones.
+    /// Returns once the processes are gone (or after 2 seconds).
+    pub async fn shutdown(&self) {
+        self.stopped.store(true, Ordering::Relaxed);
+        self.idle.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        let kills: Vec<oneshot::Sender<()>> = self
+            .kills
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain()
+            .map(|(_, kill)| kill)
+            .collect();
+        for kill in kills {
+            let _ = kill.send(());
+        }
+        for _ in 0..200 {
+            if self.process_ids().is_empty() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     fn bump(&self, f: impl FnOnce(&mut FunctionStats)) {
@@ -249,11 +289,17 @@ impl Function {
             }
             let _ = exited_tx.send(Some(status));
         });
+        let number = self.environment_counter.fetch_add(1, Ordering::Relaxed);
+        self.kills
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(number, kill);
         let environment = Environment {
             api,
             next,
             exited,
-            kill: Some(kill),
+            number,
+            kills: Arc::clone(&self.kills),
         };
         let mut exited = environment.exited.clone();
         tokio::select! {
@@ -392,7 +438,9 @@ impl Function {
             }
         };
         match &result {
-            Ok(_) | Err(InvokeError::Function { .. }) if environment.is_alive() => {
+            Ok(_) | Err(InvokeError::Function { .. })
+                if environment.is_alive() && !self.stopped.load(Ordering::Relaxed) =>
+            {
                 self.idle
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
