@@ -3,7 +3,8 @@
 //! the Lattice hop's own overhead, segments received vs sent, UDP drops and cold starts.
 //!
 //! `cargo bench -p local-stack --bench stack_throughput` (env: `CONCURRENCY`, default 32;
-//! `DURATION_S`, default 20; `WARMUP_S`, default 3).
+//! `DURATION_S`, default 20; `WARMUP_S`, default 3; `FACADE=lambda|all`: the Lambda facade
+//! samples by Lambda's default rule as on AWS (default), or traces every invocation).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -50,7 +51,10 @@ fn main() {
 async fn run(concurrency: usize, warmup: Duration, duration: Duration) {
     let state_dir = std::env::temp_dir().join(format!("stack-throughput-{}", std::process::id()));
     let mut config = StackConfig::ephemeral(state_dir.clone()).without_simulation();
-    config.facade_sampling = FacadeSampling::Always;
+    let facade = std::env::var("FACADE").unwrap_or_else(|_| "lambda".into());
+    if facade == "all" {
+        config.facade_sampling = FacadeSampling::Always;
+    }
     config.trace_capacity = 2_000_000;
     config.concurrency = concurrency + 8;
     config.rebuild_binaries = true;
@@ -183,8 +187,9 @@ async fn run(concurrency: usize, warmup: Duration, duration: Duration) {
     );
     println!("  Lattice requests (whole run): {all_requests}, reaching a function: {invocations}");
     println!(
-        "  segments expected {} (1 per invocation + 2 facade per invocation), received {segments}; documents accepted {}, rejected {}, traces evicted {}",
-        invocations * 3,
+        "  segments sent {} ({invocations} by the functions, one per invocation, + {} by the Lambda facade, sampling '{facade}'), received {segments}; documents accepted {}, rejected {}, traces evicted {}",
+        invocations + stack.facade_documents_sent(),
+        stack.facade_documents_sent(),
         store.accepted,
         store.rejected,
         store.evicted_traces

@@ -230,6 +230,7 @@ pub struct LocalStack {
     /// The state written to disk.
     pub state: StackState,
     network: Arc<LatticeNetwork>,
+    facade: Arc<Facade>,
     listeners: Vec<ServiceListener>,
     daemon: XrayDaemon,
     api: XrayApi,
@@ -528,6 +529,7 @@ impl LocalStack {
             metrics,
             state,
             network,
+            facade,
             listeners,
             daemon,
             api,
@@ -549,6 +551,11 @@ impl LocalStack {
     /// The key of any principal the stack knows.
     pub fn key_of(&self, principal: &str) -> Option<&PrincipalKey> {
         self.credentials.key_of(principal)
+    }
+
+    /// Segment documents the Lambda facade has sent so far.
+    pub fn facade_documents_sent(&self) -> u64 {
+        self.facade.documents_sent()
     }
 
     /// What the Lattice hop has added to requests so far.

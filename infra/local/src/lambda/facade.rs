@@ -77,6 +77,7 @@ pub struct Facade {
     sampling: FacadeSampling,
     simulator: Simulator,
     reservoir_second: AtomicU64,
+    sent: AtomicU64,
 }
 
 fn epoch_now() -> f64 {
@@ -96,6 +97,7 @@ impl Facade {
             sampling,
             simulator: Simulator::seeded(seed),
             reservoir_second: AtomicU64::new(0),
+            sent: AtomicU64::new(0),
         })
     }
 
@@ -127,8 +129,15 @@ impl Facade {
             let mut datagram = b"{\"format\":\"json\",\"version\":1}\n".to_vec();
             datagram.extend_from_slice(document.to_string().as_bytes());
             // Like the real daemon path: never block, never fail the invocation.
-            let _ = self.socket.send(&datagram);
+            if self.socket.send(&datagram).is_ok() {
+                self.sent.fetch_add(1, Ordering::Relaxed);
+            }
         }
+    }
+
+    /// Documents handed to the daemon's socket so far (for loss accounting).
+    pub fn documents_sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
     }
 
     /// The documents for `record` (public for tests and for the proof suite's schema check).
