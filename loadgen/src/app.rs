@@ -1,0 +1,431 @@
+//! A whole run: pick the target (AWS, or the embedded local stack), drive the load with a progress
+//! line and Ctrl-C handling, inspect X-Ray, compare with the local stack's own records, report.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use aws_credential_types::provider::SharedCredentialsProvider;
+use aws_credential_types::Credentials;
+use indicatif::{ProgressBar, ProgressStyle};
+use local_stack::stack::{LocalStack, StackConfig};
+use tokio::sync::watch;
+
+use crate::cli::{InspectArgs, MapFormat, OutputArgs, RunArgs};
+use crate::driver::{drive, DriveConfig, DriveOutcome, Live, LoadModel};
+use crate::inspect::{inspect, InspectConfig, Inspection};
+use crate::report::{LocalCheck, Report, RunFacts, ServiceLog};
+use crate::segments::SegmentSink;
+use crate::target::LatticeTarget;
+
+fn progress_bar(quiet: bool) -> ProgressBar {
+    if quiet {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {elapsed} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar
+}
+
+fn xray_client(
+    endpoint: Option<&str>,
+    region: &str,
+    credentials: Option<SharedCredentialsProvider>,
+    base: Option<&aws_config::SdkConfig>,
+) -> aws_sdk_xray::Client {
+    let mut builder = match base {
+        Some(config) => aws_sdk_xray::config::Builder::from(config),
+        None => aws_sdk_xray::Config::builder()
+            .behavior_version(aws_sdk_xray::config::BehaviorVersion::latest()),
+    };
+    builder = builder.region(aws_sdk_xray::config::Region::new(region.to_owned()));
+    if let Some(credentials) = credentials {
+        builder = builder.credentials_provider(credentials);
+    }
+    if let Some(endpoint) = endpoint {
+        builder = builder.endpoint_url(endpoint);
+    }
+    aws_sdk_xray::Client::from_conf(builder.build())
+}
+
+fn model_text(model: &LoadModel, args: &RunArgs) -> String {
+    match model {
+        LoadModel::Open { .. } => match (args.rate, &args.stages) {
+            (Some(rate), _) => format!("open {rate}/s"),
+            (_, Some(stages)) => format!(
+                "open stages {}",
+                stages
+                    .0
+                    .iter()
+                    .map(|s| format!(
+                        "{}/s:{}",
+                        s.rate,
+                        humantime::format_duration(s.duration.unwrap_or_default())
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+            _ => "open".into(),
+        },
+        LoadModel::Closed { concurrency } => format!("closed {concurrency}"),
+    }
+}
+
+fn random_run_id() -> String {
+    use rand::Rng;
+    format!("run-{:08x}", rand::rng().random::<u32>())
+}
+
+/// Writes the JSON report and the map file, prints the human report.
+fn emit(report: &Report, output: &OutputArgs) -> anyhow::Result<()> {
+    print!("{}", report.render());
+    if let Some(path) = &output.json {
+        std::fs::write(path, serde_json::to_vec_pretty(report)?)?;
+        println!("report written to {}", path.display());
+    }
+    if let (Some(path), Some(inspection)) = (&output.map_file, &report.inspection) {
+        let text = match output.map_format {
+            MapFormat::Mermaid => inspection.service_map.to_mermaid(),
+            MapFormat::Dot => inspection.service_map.to_dot(),
+        };
+        std::fs::write(path, text)?;
+        println!("service map written to {}", path.display());
+    }
+    Ok(())
+}
+
+/// The local stack's records against loadgen's counts.
+fn local_check(
+    stack: &LocalStack,
+    outcome: &DriveOutcome,
+    metrics_by_service: &BTreeMap<String, u64>,
+) -> LocalCheck {
+    let mut check = LocalCheck::default();
+    let name_of: BTreeMap<&str, &str> = stack
+        .state
+        .services
+        .iter()
+        .map(|(name, s)| (s.service_arn.as_str(), name.as_str()))
+        .collect();
+    for ((arn, code), n) in stack.access_log.counts() {
+        let name = name_of.get(arn.as_str()).copied().unwrap_or("?").to_owned();
+        let log = check
+            .access_log
+            .entry(name)
+            .or_insert_with(ServiceLog::default);
+        log.requests += n;
+        *log.statuses.entry(code.to_string()).or_default() += n;
+    }
+    for (service, lines) in &check.access_log {
+        if let Some(metric) = metrics_by_service.get(service) {
+            if *metric != lines.requests {
+                check.disagreements.push(format!(
+                    "{service}: {} access-log lines but TotalRequestCount {metric}",
+                    lines.requests
+                ));
+            }
+        }
+    }
+    let order = check.access_log.get("order").cloned().unwrap_or_default();
+    let ours: BTreeMap<String, u64> = outcome
+        .all_statuses
+        .iter()
+        .map(|(k, v)| (k.to_string(), *v))
+        .collect();
+    if order.statuses != ours {
+        check.disagreements.push(format!(
+            "order's access log has {:?}, loadgen counted {:?} (+{} unanswered)",
+            order.statuses, ours, outcome.unanswered
+        ));
+    }
+    let store = stack.store.stats();
+    check.evicted_traces = store.evicted_traces;
+    check.rejected_documents = store.rejected;
+    check.agrees = check.disagreements.is_empty();
+    check
+}
+
+/// TotalRequestCount per service from the EMF file.
+fn metric_totals(stack_state: &local_stack::stack::StackState) -> BTreeMap<String, u64> {
+    let by_id: BTreeMap<String, String> = stack_state
+        .services
+        .iter()
+        .filter_map(|(name, s)| Some((s.service_arn.rsplit('/').next()?.to_owned(), name.clone())))
+        .collect();
+    let mut totals = BTreeMap::new();
+    for line in std::fs::read_to_string(&stack_state.metrics_log)
+        .unwrap_or_default()
+        .lines()
+    {
+        let Ok(value) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let (Some(id), Some(n)) = (
+            value["Service"].as_str(),
+            value["TotalRequestCount"].as_u64(),
+        ) else {
+            continue;
+        };
+        if let Some(name) = by_id.get(id) {
+            *totals.entry(name.clone()).or_default() += n;
+        }
+    }
+    totals
+}
+
+/// `loadgen [options]`.
+pub async fn run(args: RunArgs) -> anyhow::Result<Report> {
+    let run_id = args.run_id.clone().unwrap_or_else(random_run_id);
+    let bar = progress_bar(args.output.quiet);
+    let model = args.model();
+    let connections = match &model {
+        LoadModel::Closed { concurrency } => *concurrency,
+        LoadModel::Open { max_inflight, .. } => (*max_inflight).min(1024),
+    };
+
+    // The target, its credentials, and where X-Ray is.
+    let (stack, target, sink, xray) = if args.local {
+        bar.set_message("starting the local stack (building the services if needed)…");
+        bar.enable_steady_tick(Duration::from_millis(120));
+        let mut config =
+            StackConfig::ephemeral(std::env::temp_dir().join(format!("loadgen-{run_id}")));
+        if args.no_simulation {
+            config = config.without_simulation();
+        }
+        config.rebuild_binaries = !args.no_build;
+        config.concurrency = connections.max(8) + 8;
+        let stack = LocalStack::start(config).await?;
+        let key = stack
+            .loadgen_key()
+            .ok_or_else(|| anyhow::anyhow!("the local stack has no loadgen key"))?
+            .clone();
+        let credentials = SharedCredentialsProvider::new(Credentials::new(
+            key.access_key_id,
+            key.secret_access_key,
+            None,
+            None,
+            "local-stack",
+        ));
+        let url = format!("{}/orders", stack.service_url("order").unwrap_or_default());
+        let target = LatticeTarget::new(
+            &url,
+            credentials.clone(),
+            &stack.state.region,
+            args.timeout,
+            connections,
+        )?;
+        let sink = SegmentSink::daemon(stack.xray_daemon())?;
+        let xray = xray_client(
+            Some(&stack.xray_endpoint()),
+            &stack.state.region,
+            Some(credentials),
+            None,
+        );
+        (Some(stack), target, sink, xray)
+    } else {
+        let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let region = args
+            .region
+            .clone()
+            .or_else(|| config.region().map(|r| r.to_string()))
+            .ok_or_else(|| anyhow::anyhow!("no region: pass --region or set AWS_REGION"))?;
+        let credentials = config
+            .credentials_provider()
+            .ok_or_else(|| anyhow::anyhow!("no AWS credentials in the standard chain"))?;
+        let url = format!(
+            "{}/orders",
+            args.url.clone().unwrap_or_default().trim_end_matches('/')
+        );
+        let target = LatticeTarget::new(&url, credentials, &region, args.timeout, connections)?;
+        let xray = xray_client(
+            args.output.xray_endpoint.as_deref(),
+            &region,
+            None,
+            Some(&config),
+        );
+        let sink = match std::env::var("AWS_XRAY_DAEMON_ADDRESS").ok() {
+            Some(address) => {
+                let udp = address
+                    .parse::<lattice_xray::daemon_address::DaemonAddress>()
+                    .and_then(|a| a.udp_socket_addr())
+                    .map_err(|e| anyhow::anyhow!("AWS_XRAY_DAEMON_ADDRESS: {e}"))?;
+                SegmentSink::daemon(udp)?
+            }
+            None => SegmentSink::api(xray.clone()),
+        };
+        (None, target, sink, xray)
+    };
+    let target = Arc::new(target);
+    let sink = Arc::new(sink);
+
+    // Ctrl-C stops the load; the report is still written.
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let ctrl_c = tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            let _ = stop_tx.send(true);
+        }
+    });
+
+    let live = Arc::new(Live::default());
+    let ticker = {
+        let (live, bar) = (Arc::clone(&live), bar.clone());
+        tokio::spawn(async move {
+            let (mut last, mut at) = (0u64, Instant::now());
+            loop {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                let done = live.completed.load(Ordering::Relaxed);
+                let rate = (done - last) as f64 / at.elapsed().as_secs_f64();
+                (last, at) = (done, Instant::now());
+                bar.set_message(format!(
+                    "{done} orders, {rate:.0}/s, p99 {:.1} ms, {} errors",
+                    live.p99_us.load(Ordering::Relaxed) as f64 / 1000.0,
+                    live.errors.load(Ordering::Relaxed)
+                ));
+            }
+        })
+    };
+    bar.enable_steady_tick(Duration::from_millis(120));
+    let config = DriveConfig {
+        model: model.clone(),
+        orders: args.orders_limit(),
+        duration: args.duration,
+        warmup: args.warmup,
+        seed: args.seed,
+        run_id: run_id.clone(),
+        scenario: args.scenario.clone(),
+    };
+    let outcome = drive(
+        Arc::clone(&target),
+        Arc::clone(&sink),
+        &config,
+        stop_rx,
+        live,
+    )
+    .await;
+    ticker.abort();
+    ctrl_c.abort();
+
+    let mut report = Report::new(
+        RunFacts {
+            run_id: run_id.clone(),
+            scenario: args.scenario.clone(),
+            target: target.url().to_owned(),
+            model: model_text(&model, &args),
+            started_at: outcome.started,
+            ended_at: outcome.ended,
+            interrupted: outcome.interrupted,
+            sent: outcome.sent,
+            warmup: outcome.warmup_requests,
+            late: outcome.late,
+            dropped: outcome.dropped,
+            measured_seconds: outcome.measured.as_secs_f64(),
+            dispatched_rps: outcome.dispatched_rate,
+            segments_not_sent: sink.failed(),
+        },
+        &outcome.stats,
+    );
+    if !args.no_inspect && !outcome.interrupted {
+        let config = InspectConfig {
+            run_id: run_id.clone(),
+            start: outcome.started - Duration::from_secs(5),
+            end: SystemTime::now() + Duration::from_secs(5),
+            expected: outcome.sent.saturating_sub(sink.failed()),
+            wait: args.output.wait,
+            check_limit: args.output.check_limit,
+        };
+        let inspection: Inspection =
+            inspect(&xray, &config, |m| bar.set_message(m.to_owned())).await?;
+        report.inspection = Some(inspection);
+    }
+    bar.finish_and_clear();
+    if let Some(stack) = stack {
+        let state = stack.state.clone();
+        let counts_stack = &stack;
+        // Metrics are complete only once the stack has flushed every minute.
+        let pending = local_check(counts_stack, &outcome, &BTreeMap::new());
+        stack.shutdown().await;
+        let totals = metric_totals(&state);
+        let mut check = pending;
+        for (service, lines) in &check.access_log.clone() {
+            let metric = totals.get(service).copied().unwrap_or(0);
+            if metric != lines.requests {
+                check.disagreements.push(format!(
+                    "{service}: {} access-log lines but AWS/VpcLattice TotalRequestCount {metric}",
+                    lines.requests
+                ));
+            }
+        }
+        check.agrees = check.disagreements.is_empty();
+        report.local = Some(check);
+        println!(
+            "local stack files: {}",
+            state
+                .access_log
+                .parent()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        );
+    }
+    emit(&report, &args.output)?;
+    Ok(report)
+}
+
+/// `loadgen inspect`.
+pub async fn inspect_only(args: InspectArgs) -> anyhow::Result<Inspection> {
+    let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let region = args
+        .region
+        .clone()
+        .or_else(|| config.region().map(|r| r.to_string()))
+        .ok_or_else(|| anyhow::anyhow!("no region: pass --region or set AWS_REGION"))?;
+    let xray = xray_client(
+        args.output.xray_endpoint.as_deref(),
+        &region,
+        None,
+        Some(&config),
+    );
+    let end = SystemTime::now();
+    let start = end - args.since.unwrap_or(Duration::from_secs(3600));
+    let bar = progress_bar(args.output.quiet);
+    let inspect_config = InspectConfig {
+        run_id: args.run_id.clone().unwrap_or_default(),
+        start,
+        end,
+        expected: 0,
+        wait: args.output.wait,
+        check_limit: args.output.check_limit,
+    };
+    let inspection = if args.run_id.is_some() {
+        inspect(&xray, &inspect_config, |m| bar.set_message(m.to_owned())).await?
+    } else {
+        // No run: everything in the window.
+        let mut all = inspect_config.clone();
+        all.run_id = String::new();
+        inspect(&xray, &all, |m| bar.set_message(m.to_owned())).await?
+    };
+    bar.finish_and_clear();
+    let report_text = serde_json::to_string_pretty(&inspection)?;
+    if let Some(path) = &args.output.json {
+        std::fs::write(path, &report_text)?;
+    }
+    println!(
+        "{} traces, {} checked, {} complete ({:.1} %)",
+        inspection.traces_found,
+        inspection.traces_checked,
+        inspection.traces_complete,
+        inspection.complete_percent
+    );
+    print!("{}", inspection.service_map.to_table());
+    if let Some(path) = &args.output.map_file {
+        let text = match args.output.map_format {
+            MapFormat::Mermaid => inspection.service_map.to_mermaid(),
+            MapFormat::Dot => inspection.service_map.to_dot(),
+        };
+        std::fs::write(path, text)?;
+    }
+    Ok(inspection)
+}

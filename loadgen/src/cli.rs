@@ -1,0 +1,259 @@
+//! The command line. `loadgen [options]` runs load then inspects; `loadgen inspect` only inspects.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::schedule::{parse_stages, Stage};
+
+fn duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|e| format!("{text:?}: {e}"))
+}
+
+fn positive_rate(text: &str) -> Result<f64, String> {
+    text.parse::<f64>()
+        .ok()
+        .filter(|r| r.is_finite() && *r > 0.0)
+        .ok_or_else(|| format!("{text:?} is not a positive rate"))
+}
+
+/// A parsed `--stages` value (one argument holding several stages).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Stages(pub Vec<Stage>);
+
+fn stages(text: &str) -> Result<Stages, String> {
+    parse_stages(text).map(Stages).map_err(|e| e.to_string())
+}
+
+/// Drive concurrent orders through VPC Lattice (or the local stack), then inspect X-Ray.
+#[derive(Debug, Parser)]
+#[command(name = "loadgen", version, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    /// `inspect` (no subcommand: run load, then inspect).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Run options.
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Inspect X-Ray for an earlier run (no load).
+    Inspect(InspectArgs),
+}
+
+/// Map file formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum MapFormat {
+    /// Mermaid `graph LR`.
+    Mermaid,
+    /// Graphviz DOT.
+    Dot,
+}
+
+/// Where X-Ray is and how to write the findings.
+#[derive(Debug, Args, Clone)]
+pub struct OutputArgs {
+    /// X-Ray API endpoint (default: AWS's, from the region; the local stack's with --local).
+    #[arg(long, env = "XRAY_ENDPOINT_URL")]
+    pub xray_endpoint: Option<String>,
+    /// Write the report as JSON (schema: loadgen/report.schema.json).
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Format of --map-file.
+    #[arg(long, value_enum, default_value = "mermaid")]
+    pub map_format: MapFormat,
+    /// Write the service map to this file.
+    #[arg(long, value_name = "FILE")]
+    pub map_file: Option<PathBuf>,
+    /// Most traces fetched whole to check completeness.
+    #[arg(long, default_value_t = 1000)]
+    pub check_limit: usize,
+    /// Longest wait for the run's traces to arrive in X-Ray.
+    #[arg(long, value_parser = duration, default_value = "60s")]
+    pub wait: Duration,
+    /// No progress line.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// `loadgen [options]`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Start the embedded local stack (Lattice, Lambda, X-Ray on loopback) and target it.
+    #[arg(long, conflicts_with = "url")]
+    pub local: bool,
+    /// The order service's Lattice URL (orders are POSTed to <URL>/orders).
+    #[arg(long, required_unless_present = "local")]
+    pub url: Option<String>,
+    /// Region to sign for (default: the AWS config chain's).
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Open loop: this many orders per second.
+    #[arg(long, value_parser = positive_rate, conflicts_with_all = ["concurrency", "stages"])]
+    pub rate: Option<f64>,
+    /// Open loop in stages, e.g. 50/s:30s,200/s:60s.
+    #[arg(long, value_parser = stages, conflicts_with = "concurrency")]
+    pub stages: Option<Stages>,
+    /// Closed loop: this many workers (the default model, with 8).
+    #[arg(long)]
+    pub concurrency: Option<usize>,
+    /// Stop after this many orders (warm-up included).
+    #[arg(long)]
+    pub orders: Option<u64>,
+    /// Stop after measuring this long.
+    #[arg(long, value_parser = duration)]
+    pub duration: Option<Duration>,
+    /// Sent first, excluded from the statistics.
+    #[arg(long, value_parser = duration, default_value = "0s")]
+    pub warmup: Duration,
+    /// Open loop: most requests outstanding; beyond it requests are dropped and counted.
+    #[arg(long, default_value_t = 1000)]
+    pub max_inflight: usize,
+    /// Seed of the order generator.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Run id (annotation.run_id); random by default.
+    #[arg(long)]
+    pub run_id: Option<String>,
+    /// Scenario name (annotation.scenario).
+    #[arg(long, default_value = "steady")]
+    pub scenario: String,
+    /// Per-request timeout.
+    #[arg(long, value_parser = duration, default_value = "10s")]
+    pub timeout: Duration,
+    /// Skip the X-Ray inspection.
+    #[arg(long)]
+    pub no_inspect: bool,
+    /// --local: turn off the services' simulated latency and failures. (Refused with --url:
+    /// `requires = "local"` would be satisfied by the flag's default.)
+    #[arg(long, conflicts_with = "url")]
+    pub no_simulation: bool,
+    /// --local: use the service binaries as they are instead of running `cargo build` first
+    /// (tests, where `cargo test` has just built them).
+    #[arg(long, hide = true, conflicts_with = "url")]
+    pub no_build: bool,
+    /// Output options.
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// `loadgen inspect`.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The run to inspect.
+    #[arg(long, required_unless_present = "since")]
+    pub run_id: Option<String>,
+    /// Inspect everything since this long ago (no run filter).
+    #[arg(long, value_parser = duration)]
+    pub since: Option<Duration>,
+    /// Region of the X-Ray API (default: the AWS config chain's).
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Output options.
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+impl RunArgs {
+    /// The load model these options describe.
+    pub fn model(&self) -> crate::driver::LoadModel {
+        use crate::driver::LoadModel;
+        use crate::schedule::Schedule;
+        if let Some(rate) = self.rate {
+            LoadModel::Open {
+                schedule: Schedule::constant(rate),
+                max_inflight: self.max_inflight,
+            }
+        } else if let Some(stages) = &self.stages {
+            LoadModel::Open {
+                schedule: Schedule::new(stages.0.clone()),
+                max_inflight: self.max_inflight,
+            }
+        } else {
+            LoadModel::Closed {
+                concurrency: self.concurrency.unwrap_or(8).max(1),
+            }
+        }
+    }
+
+    /// `--orders`, defaulting to 500 when neither a count, a duration nor stages bound the run.
+    pub fn orders_limit(&self) -> Option<u64> {
+        match (self.orders, self.duration, &self.stages) {
+            (None, None, None) => Some(500),
+            (orders, _, _) => orders,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::driver::LoadModel;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("loadgen").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn parsing_table() {
+        let ok: &[(&[&str], &str)] = &[
+            (&["--local"], "closed 8, 500 orders"),
+            (&["--local", "--rate", "200", "--duration", "30s"], "open"),
+            (&["--local", "--stages", "50/s:30s,200/s:60s"], "open"),
+            (
+                &[
+                    "--url",
+                    "https://order.example/",
+                    "--concurrency",
+                    "16",
+                    "--orders",
+                    "100",
+                ],
+                "closed 16",
+            ),
+            (&["inspect", "--run-id", "r1"], "inspect"),
+            (
+                &["inspect", "--since", "15m", "--json", "out.json"],
+                "inspect",
+            ),
+        ];
+        for (args, what) in ok {
+            let cli = parse(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+            match (*what, &cli.command) {
+                ("inspect", Some(Command::Inspect(_))) => {}
+                ("open", None) => assert!(matches!(cli.run.model(), LoadModel::Open { .. })),
+                ("closed 16", None) => {
+                    assert_eq!(cli.run.model(), LoadModel::Closed { concurrency: 16 })
+                }
+                ("closed 8, 500 orders", None) => {
+                    assert_eq!(cli.run.model(), LoadModel::Closed { concurrency: 8 });
+                    assert_eq!(cli.run.orders_limit(), Some(500));
+                }
+                other => panic!("{args:?}: {other:?}"),
+            }
+        }
+        let refused: &[&[&str]] = &[
+            &[],                                                // no target
+            &["--local", "--url", "http://x"],                  // two targets
+            &["--local", "--rate", "10", "--concurrency", "2"], // two models
+            &["--local", "--rate", "0"],
+            &["--local", "--rate", "-3"],
+            &["--local", "--stages", "50/s"],
+            &["--local", "--duration", "soon"],
+            &["--url", "http://x", "--no-simulation"], // local only
+            &["inspect"],                              // nothing to inspect
+            &["--local", "--map-format", "png"],
+        ];
+        for args in refused {
+            assert!(parse(args).is_err(), "{args:?} should be refused");
+        }
+        let durations = parse(&["--local", "--duration", "1m30s", "--warmup", "5s"]).unwrap();
+        assert_eq!(durations.run.duration, Some(Duration::from_secs(90)));
+        assert_eq!(durations.run.warmup, Duration::from_secs(5));
+        assert_eq!(durations.run.orders_limit(), None);
+    }
+}

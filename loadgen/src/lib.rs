@@ -1,0 +1,27 @@
+//! loadgen: drives concurrent orders through VPC Lattice so that traces, Lattice metrics and
+//! access logs are produced together, then inspects X-Ray and reports.
+//!
+//! # Layout
+//! - [`cli`]: the command line.
+//! - [`app`]: a whole run (target, load, inspection, local checks, report).
+//! - [`orders`]: seeded order bodies.
+//! - [`schedule`]: open-loop start times and stages.
+//! - [`driver`]: open and closed loops.
+//! - [`target`]: signed requests to a Lattice service.
+//! - [`segments`]: loadgen's own trace segment per order.
+//! - [`stats`]: histograms, statuses, errors, per-second series.
+//! - [`inspect`]: trace completeness and the service graph from X-Ray.
+//! - [`map`]: the service map as a table, Mermaid or DOT.
+//! - [`report`]: the human and JSON reports.
+
+pub mod app;
+pub mod cli;
+pub mod driver;
+pub mod inspect;
+pub mod map;
+pub mod orders;
+pub mod report;
+pub mod schedule;
+pub mod segments;
+pub mod stats;
+pub mod target;

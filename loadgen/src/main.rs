@@ -1,0 +1,13 @@
+//! `loadgen`: see [`loadgen::cli`].
+
+use clap::Parser;
+use loadgen::cli::{Cli, Command};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Inspect(args)) => loadgen::app::inspect_only(args).await.map(|_| ()),
+        None => loadgen::app::run(cli.run).await.map(|_| ()),
+    }
+}

@@ -1,0 +1,347 @@
+//! The report: what the run measured and what inspection found, as text for people and as JSON
+//! (`--json FILE`) for machines. The JSON's shape is `report.schema.json` (JSON Schema draft
+//! 2020-12) beside this crate; `schema` names its version.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::inspect::Inspection;
+use crate::stats::{percentiles, ErrorKind, Percentiles, RunStats, SecondStats};
+
+/// The report format's version.
+pub const SCHEMA: &str = "loadgen-report/1";
+
+/// Request counts.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Requests {
+    /// Sent in all (warm-up included).
+    pub sent: u64,
+    /// In the statistics (after warm-up).
+    pub measured: u64,
+    /// Measured and answered 2xx/3xx.
+    pub ok: u64,
+    /// Measured and failed.
+    pub failed: u64,
+    /// Warm-up requests.
+    pub warmup: u64,
+    /// Open loop: dispatched late.
+    pub late: u64,
+    /// Open loop: dropped at `--max-inflight`.
+    pub dropped: u64,
+}
+
+/// One error class.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ErrorCount {
+    /// Taxonomy class.
+    pub kind: ErrorKind,
+    /// HTTP status, when there was one.
+    pub status: Option<u16>,
+    /// Requests.
+    pub count: u64,
+}
+
+/// Corrected and uncorrected latency.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Latency {
+    /// From the intended start.
+    pub corrected: Percentiles,
+    /// From the send.
+    pub uncorrected: Percentiles,
+}
+
+/// One Lattice service's access-log lines in a local run.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct ServiceLog {
+    /// Lines.
+    pub requests: u64,
+    /// Lines per response code.
+    pub statuses: BTreeMap<String, u64>,
+}
+
+/// Local runs: the stack's own records against loadgen's counts.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct LocalCheck {
+    /// Access-log lines per service.
+    pub access_log: BTreeMap<String, ServiceLog>,
+    /// Whether order's lines equal loadgen's requests, status by status.
+    pub agrees: bool,
+    /// Every difference found.
+    pub disagreements: Vec<String>,
+    /// Traces the local X-Ray store evicted (a trace evicted is not "incomplete").
+    pub evicted_traces: u64,
+    /// Segment documents the local daemon refused.
+    pub rejected_documents: u64,
+}
+
+/// The whole report.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Report {
+    /// [`SCHEMA`].
+    pub schema: &'static str,
+    /// `annotation.run_id`.
+    pub run_id: String,
+    /// `annotation.scenario`.
+    pub scenario: String,
+    /// Where orders went.
+    pub target: String,
+    /// `open …/s` or `closed C`.
+    pub model: String,
+    /// RFC 3339.
+    pub started_at: String,
+    /// RFC 3339.
+    pub ended_at: String,
+    /// Stopped by Ctrl-C.
+    pub interrupted: bool,
+    /// Counts.
+    pub requests: Requests,
+    /// Length of the measured part, s.
+    pub measured_seconds: f64,
+    /// Measured requests per second.
+    pub throughput_rps: f64,
+    /// Open loop: rate actually dispatched.
+    pub dispatched_rps: Option<f64>,
+    /// Latency.
+    pub latency: Latency,
+    /// Measured requests per HTTP status.
+    pub statuses: BTreeMap<String, u64>,
+    /// The error taxonomy.
+    pub errors: Vec<ErrorCount>,
+    /// Per second.
+    pub series: Vec<SecondStats>,
+    /// loadgen's own segment documents it could not hand to X-Ray.
+    pub segments_not_sent: u64,
+    /// X-Ray's view, when inspected.
+    pub inspection: Option<Inspection>,
+    /// Local runs only.
+    pub local: Option<LocalCheck>,
+}
+
+/// The fields [`Report::new`] needs besides the statistics.
+#[derive(Clone, Debug)]
+pub struct RunFacts {
+    /// Run id.
+    pub run_id: String,
+    /// Scenario.
+    pub scenario: String,
+    /// Target.
+    pub target: String,
+    /// Model description.
+    pub model: String,
+    /// Start.
+    pub started_at: std::time::SystemTime,
+    /// End.
+    pub ended_at: std::time::SystemTime,
+    /// Ctrl-C.
+    pub interrupted: bool,
+    /// Sent in all.
+    pub sent: u64,
+    /// Warm-up.
+    pub warmup: u64,
+    /// Late.
+    pub late: u64,
+    /// Dropped.
+    pub dropped: u64,
+    /// Measured length.
+    pub measured_seconds: f64,
+    /// Dispatched rate.
+    pub dispatched_rps: Option<f64>,
+    /// Own documents not sent.
+    pub segments_not_sent: u64,
+}
+
+impl Report {
+    /// A report of `stats` with `facts`.
+    pub fn new(facts: RunFacts, stats: &RunStats) -> Self {
+        let failed = stats.failures();
+        let measured = stats.requests();
+        Self {
+            schema: SCHEMA,
+            run_id: facts.run_id,
+            scenario: facts.scenario,
+            target: facts.target,
+            model: facts.model,
+            started_at: humantime::format_rfc3339_millis(facts.started_at).to_string(),
+            ended_at: humantime::format_rfc3339_millis(facts.ended_at).to_string(),
+            interrupted: facts.interrupted,
+            requests: Requests {
+                sent: facts.sent,
+                measured,
+                ok: measured - failed,
+                failed,
+                warmup: facts.warmup,
+                late: facts.late,
+                dropped: facts.dropped,
+            },
+            measured_seconds: facts.measured_seconds,
+            throughput_rps: if facts.measured_seconds > 0.0 {
+                measured as f64 / facts.measured_seconds
+            } else {
+                0.0
+            },
+            dispatched_rps: facts.dispatched_rps,
+            latency: Latency {
+                corrected: percentiles(&stats.corrected),
+                uncorrected: percentiles(&stats.uncorrected),
+            },
+            statuses: stats
+                .statuses
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect(),
+            errors: stats
+                .errors
+                .iter()
+                .map(|((kind, status), count)| ErrorCount {
+                    kind: *kind,
+                    status: *status,
+                    count: *count,
+                })
+                .collect(),
+            series: stats.seconds(),
+            segments_not_sent: facts.segments_not_sent,
+            inspection: None,
+            local: None,
+        }
+    }
+
+    /// The human report.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "run {} ({}) → {}",
+            self.run_id, self.scenario, self.target
+        );
+        let _ = writeln!(
+            out,
+            "  {} | {} sent, {} measured over {:.1} s: {:.1} req/s{}{}",
+            self.model,
+            self.requests.sent,
+            self.requests.measured,
+            self.measured_seconds,
+            self.throughput_rps,
+            self.dispatched_rps
+                .map(|r| format!(" (dispatched {r:.1}/s)"))
+                .unwrap_or_default(),
+            if self.interrupted {
+                " — interrupted by Ctrl-C"
+            } else {
+                ""
+            }
+        );
+        let _ = writeln!(
+            out,
+            "  ok {}, failed {}, warm-up {}, late {}, dropped {}",
+            self.requests.ok,
+            self.requests.failed,
+            self.requests.warmup,
+            self.requests.late,
+            self.requests.dropped
+        );
+        let _ = writeln!(
+            out,
+            "latency (ms)        p50      p90      p95      p99    p99.9      max"
+        );
+        for (label, p) in [
+            ("corrected", &self.latency.corrected),
+            ("uncorrected", &self.latency.uncorrected),
+        ] {
+            let _ = writeln!(
+                out,
+                "  {label:<12} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2}",
+                p.p50_ms, p.p90_ms, p.p95_ms, p.p99_ms, p.p999_ms, p.max_ms
+            );
+        }
+        let _ = writeln!(out, "statuses");
+        for (status, count) in &self.statuses {
+            let _ = writeln!(out, "  {status}: {count}");
+        }
+        if !self.errors.is_empty() {
+            let _ = writeln!(out, "errors");
+            for e in &self.errors {
+                let status = e.status.map(|s| format!(" {s}")).unwrap_or_default();
+                let _ = writeln!(out, "  {:?}{status}: {}", e.kind, e.count);
+            }
+        }
+        if self.segments_not_sent > 0 {
+            let _ = writeln!(
+                out,
+                "  loadgen segments not handed to X-Ray: {}",
+                self.segments_not_sent
+            );
+        }
+        if let Some(inspection) = &self.inspection {
+            let _ = writeln!(
+                out,
+                "X-Ray: {} traces found of {} expected (waited {:.1} s); {} checked, {} complete ({:.1} %)",
+                inspection.traces_found,
+                inspection.traces_expected,
+                inspection.waited_seconds,
+                inspection.traces_checked,
+                inspection.traces_complete,
+                inspection.complete_percent
+            );
+            for incomplete in &inspection.incomplete {
+                let _ = writeln!(
+                    out,
+                    "  incomplete {}: missing {}",
+                    incomplete.trace_id,
+                    incomplete.missing.join(", ")
+                );
+            }
+            let _ = writeln!(out, "errors and faults by service (from the traces)");
+            for (service, o) in &inspection.by_service {
+                let _ = writeln!(
+                    out,
+                    "  {service:<12} segments {:>7}  error {:>5}  fault {:>5}  throttle {:>5}",
+                    o.segments, o.error, o.fault, o.throttle
+                );
+            }
+            let _ = writeln!(out, "service map");
+            out.push_str(&inspection.service_map.to_table());
+        }
+        if let Some(local) = &self.local {
+            let _ = writeln!(out, "Lattice access logs (local)");
+            for (service, log) in &local.access_log {
+                let statuses: Vec<String> = local_statuses(log).into_iter().collect();
+                let _ = writeln!(
+                    out,
+                    "  {service:<12} {:>7} lines  {}",
+                    log.requests,
+                    statuses.join(" ")
+                );
+            }
+            if local.agrees {
+                let _ = writeln!(out, "  order's access log agrees with loadgen's counts");
+            }
+            for d in &local.disagreements {
+                let _ = writeln!(out, "  DISAGREES: {d}");
+            }
+            if local.evicted_traces > 0 {
+                let _ = writeln!(
+                    out,
+                    "  the local X-Ray store evicted {} traces (capacity reached): missing traces may be evicted, not incomplete",
+                    local.evicted_traces
+                );
+            }
+            if local.rejected_documents > 0 {
+                let _ = writeln!(
+                    out,
+                    "  the local daemon refused {} documents",
+                    local.rejected_documents
+                );
+            }
+        }
+        out
+    }
+}
+
+fn local_statuses(log: &ServiceLog) -> Vec<String> {
+    log.statuses
+        .iter()
+        .map(|(s, n)| format!("{s}:{n}"))
+        .collect()
+}

@@ -1,0 +1,293 @@
+//! What a run measured: latency histograms (HdrHistogram, µs; corrected = from the intended start,
+//! uncorrected = from the actual send), a table of statuses, an error taxonomy, and a per-second
+//! series. Memory is fixed by design: histograms have fixed bounds, the tables are keyed by a
+//! bounded set, and the series holds one small entry per second, whatever the run length.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+/// Highest latency recorded exactly (longer ones saturate at it): 10 minutes.
+pub const MAX_LATENCY_US: u64 = 600_000_000;
+
+/// Why a request failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// No connection (refused, unreachable, DNS).
+    Connect,
+    /// TLS handshake.
+    Tls,
+    /// No answer in time.
+    Timeout,
+    /// 403: Lattice's auth denied it (or a signature problem).
+    AuthDenied,
+    /// 429, or Lambda's TooManyRequestsException.
+    Throttled,
+    /// Any other 4xx.
+    Client4xx,
+    /// A 5xx.
+    Server5xx,
+    /// Lambda answered with FunctionError (direct invoke).
+    FunctionError,
+    /// Anything else (bad response, …).
+    Other,
+}
+
+impl ErrorKind {
+    /// The kind for an HTTP status, `None` for success.
+    pub fn from_status(status: u16) -> Option<Self> {
+        match status {
+            200..=399 => None,
+            403 => Some(Self::AuthDenied),
+            429 => Some(Self::Throttled),
+            400..=499 => Some(Self::Client4xx),
+            _ => Some(Self::Server5xx),
+        }
+    }
+}
+
+/// One finished request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sample {
+    /// Since the intended start (open loop) or the send (closed loop).
+    pub corrected: Duration,
+    /// Since the actual send.
+    pub uncorrected: Duration,
+    /// HTTP status, if any answer came.
+    pub status: Option<u16>,
+    /// Why it failed, if it did.
+    pub error: Option<ErrorKind>,
+    /// Second of the run it finished in.
+    pub second: u64,
+}
+
+/// One second of the run.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SecondStats {
+    /// Seconds since the start of measurement.
+    pub second: u64,
+    /// Requests finished in it.
+    pub requests: u64,
+    /// Of which failed.
+    pub errors: u64,
+    /// 99th percentile of their corrected latency, ms.
+    pub p99_ms: f64,
+}
+
+/// Percentiles of a histogram, in milliseconds.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Percentiles {
+    /// Samples.
+    pub count: u64,
+    /// Mean.
+    pub mean_ms: f64,
+    /// p50.
+    pub p50_ms: f64,
+    /// p90.
+    pub p90_ms: f64,
+    /// p95.
+    pub p95_ms: f64,
+    /// p99.
+    pub p99_ms: f64,
+    /// p99.9.
+    pub p999_ms: f64,
+    /// Maximum.
+    pub max_ms: f64,
+}
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).expect("static bounds are valid")
+}
+
+/// Milliseconds from µs.
+fn ms(us: u64) -> f64 {
+    (us as f64 / 1000.0 * 1000.0).round() / 1000.0
+}
+
+/// `histogram`'s percentiles.
+pub fn percentiles(histogram: &Histogram<u64>) -> Percentiles {
+    let at = |q: f64| ms(histogram.value_at_quantile(q));
+    Percentiles {
+        count: histogram.len(),
+        mean_ms: (histogram.mean() / 1000.0 * 1000.0).round() / 1000.0,
+        p50_ms: at(0.50),
+        p90_ms: at(0.90),
+        p95_ms: at(0.95),
+        p99_ms: at(0.99),
+        p999_ms: at(0.999),
+        max_ms: ms(histogram.max()),
+    }
+}
+
+/// Everything measured.
+#[derive(Clone, Debug)]
+pub struct RunStats {
+    /// From the intended start.
+    pub corrected: Histogram<u64>,
+    /// From the send.
+    pub uncorrected: Histogram<u64>,
+    /// Requests per HTTP status.
+    pub statuses: BTreeMap<u16, u64>,
+    /// Failures per kind (with status where there was one).
+    pub errors: BTreeMap<(ErrorKind, Option<u16>), u64>,
+    /// Per-second series.
+    pub series: BTreeMap<u64, (u64, u64, Histogram<u64>)>,
+}
+
+impl Default for RunStats {
+    fn default() -> Self {
+        Self {
+            corrected: histogram(),
+            uncorrected: histogram(),
+            statuses: BTreeMap::new(),
+            errors: BTreeMap::new(),
+            series: BTreeMap::new(),
+        }
+    }
+}
+
+impl RunStats {
+    /// Records one request.
+    pub fn record(&mut self, sample: &Sample) {
+        let us = |d: Duration| (d.as_micros() as u64).clamp(1, MAX_LATENCY_US);
+        self.corrected.saturating_record(us(sample.corrected));
+        self.uncorrected.saturating_record(us(sample.uncorrected));
+        if let Some(status) = sample.status {
+            *self.statuses.entry(status).or_default() += 1;
+        }
+        if let Some(kind) = sample.error {
+            *self.errors.entry((kind, sample.status)).or_default() += 1;
+        }
+        let second = self.series.entry(sample.second).or_insert_with(|| {
+            (
+                0,
+                0,
+                Histogram::new_with_bounds(1, MAX_LATENCY_US, 2).expect("static bounds are valid"),
+            )
+        });
+        second.0 += 1;
+        second.1 += u64::from(sample.error.is_some());
+        second.2.saturating_record(us(sample.corrected));
+    }
+
+    /// Adds `other` (another worker's) into this one.
+    pub fn merge(&mut self, other: &RunStats) {
+        // Same bounds on both sides: adding cannot fail.
+        let _ = self.corrected.add(&other.corrected);
+        let _ = self.uncorrected.add(&other.uncorrected);
+        for (status, n) in &other.statuses {
+            *self.statuses.entry(*status).or_default() += n;
+        }
+        for (key, n) in &other.errors {
+            *self.errors.entry(*key).or_default() += n;
+        }
+        for (second, (requests, errors, h)) in &other.series {
+            let entry = self
+                .series
+                .entry(*second)
+                .or_insert_with(|| (0, 0, Histogram::new_from(h)));
+            entry.0 += requests;
+            entry.1 += errors;
+            let _ = entry.2.add(h);
+        }
+    }
+
+    /// Requests recorded.
+    pub fn requests(&self) -> u64 {
+        self.corrected.len()
+    }
+
+    /// Requests that failed.
+    pub fn failures(&self) -> u64 {
+        self.errors.values().sum()
+    }
+
+    /// The per-second series.
+    pub fn seconds(&self) -> Vec<SecondStats> {
+        self.series
+            .iter()
+            .map(|(second, (requests, errors, h))| SecondStats {
+                second: *second,
+                requests: *requests,
+                errors: *errors,
+                p99_ms: ms(h.value_at_quantile(0.99)),
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(ms: u64, status: u16, second: u64) -> Sample {
+        Sample {
+            corrected: Duration::from_millis(ms),
+            uncorrected: Duration::from_millis(ms / 2),
+            status: Some(status),
+            error: ErrorKind::from_status(status),
+            second,
+        }
+    }
+
+    #[test]
+    fn percentiles_of_a_known_distribution() {
+        let mut stats = RunStats::default();
+        for i in 1..=1000 {
+            stats.record(&sample(i, 201, 0));
+        }
+        let p = percentiles(&stats.corrected);
+        assert_eq!(p.count, 1000);
+        // HdrHistogram at 3 significant digits: values within 0.1 %.
+        assert!((p.p50_ms - 500.0).abs() <= 0.5, "{p:?}");
+        assert!((p.p99_ms - 990.0).abs() <= 1.0, "{p:?}");
+        assert!((p.p999_ms - 999.0).abs() <= 1.0, "{p:?}");
+        assert!((p.max_ms - 1000.0).abs() <= 1.0, "{p:?}");
+        assert!((p.mean_ms - 500.5).abs() <= 0.5, "{p:?}");
+        let u = percentiles(&stats.uncorrected);
+        assert!((u.p50_ms - 250.0).abs() <= 0.5, "{u:?}");
+    }
+
+    #[test]
+    fn merging_workers_equals_recording_everything_in_one() {
+        let (mut a, mut b, mut all) = (
+            RunStats::default(),
+            RunStats::default(),
+            RunStats::default(),
+        );
+        for i in 0..500u64 {
+            let s = sample(i % 97 + 1, if i % 10 == 0 { 502 } else { 201 }, i / 100);
+            all.record(&s);
+            if i % 2 == 0 {
+                a.record(&s)
+            } else {
+                b.record(&s)
+            }
+        }
+        a.merge(&b);
+        assert_eq!(a.corrected, all.corrected);
+        assert_eq!(a.uncorrected, all.uncorrected);
+        assert_eq!(a.statuses, all.statuses);
+        assert_eq!(a.errors, all.errors);
+        assert_eq!(a.seconds(), all.seconds());
+        assert_eq!(a.requests(), 500);
+        assert_eq!(a.failures(), 50);
+        assert_eq!(a.statuses[&502], 50);
+        assert_eq!(a.errors[&(ErrorKind::Server5xx, Some(502))], 50);
+        assert_eq!(a.seconds().len(), 5);
+        assert_eq!(a.seconds()[0].requests, 100);
+        assert_eq!(a.seconds()[0].errors, 10);
+    }
+
+    #[test]
+    fn statuses_map_to_the_taxonomy() {
+        assert_eq!(ErrorKind::from_status(201), None);
+        assert_eq!(ErrorKind::from_status(403), Some(ErrorKind::AuthDenied));
+        assert_eq!(ErrorKind::from_status(429), Some(ErrorKind::Throttled));
+        assert_eq!(ErrorKind::from_status(409), Some(ErrorKind::Client4xx));
+        assert_eq!(ErrorKind::from_status(504), Some(ErrorKind::Server5xx));
+    }
+}

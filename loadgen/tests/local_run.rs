@@ -1,0 +1,87 @@
+//! loadgen end to end on the embedded local stack: a few hundred orders, every trace complete,
+//! the access log agreeing with loadgen's counts, and the JSON report valid against its schema.
+
+use clap::Parser;
+use loadgen::cli::Cli;
+use serde_json::Value;
+
+const SCHEMA: &str = include_str!("../report.schema.json");
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_run_has_complete_traces_and_agrees_with_the_access_log() {
+    let json = std::env::temp_dir().join(format!("loadgen-report-{}.json", std::process::id()));
+    let map = std::env::temp_dir().join(format!("loadgen-map-{}.mmd", std::process::id()));
+    let cli = Cli::try_parse_from([
+        "loadgen",
+        "--local",
+        "--no-build",
+        "--quiet",
+        "--orders",
+        "300",
+        "--concurrency",
+        "8",
+        "--run-id",
+        "e2e-run",
+        "--scenario",
+        "e2e",
+        "--wait",
+        "30s",
+        "--json",
+        json.to_str().unwrap(),
+        "--map-file",
+        map.to_str().unwrap(),
+    ])
+    .unwrap();
+    let report = loadgen::app::run(cli.run).await.expect("the run completes");
+
+    assert_eq!(report.requests.sent, 300);
+    assert_eq!(report.requests.measured, 300);
+    assert_eq!(report.statuses.values().sum::<u64>(), 300);
+    let inspection = report.inspection.as_ref().expect("inspected");
+    assert_eq!(inspection.traces_found, 300);
+    assert_eq!(inspection.traces_checked, 300);
+    assert_eq!(
+        inspection.complete_percent, 100.0,
+        "{:#?}",
+        inspection.incomplete
+    );
+    assert_eq!(inspection.by_service["loadgen"].segments, 300);
+    assert_eq!(inspection.by_service["order"].segments, 300);
+    let edge = |from: &str, to: &str| {
+        inspection
+            .service_map
+            .edges
+            .iter()
+            .find(|e| e.from == from && e.to == to)
+            .map(|e| e.traffic.requests)
+    };
+    assert_eq!(edge("loadgen", "order"), Some(300));
+    assert!(edge("order", "inventory").is_some_and(|n| n >= 300));
+    let local = report.local.as_ref().expect("local checks");
+    assert!(local.agrees, "{:#?}", local.disagreements);
+    assert_eq!(local.access_log["order"].requests, 300);
+    assert_eq!(local.evicted_traces, 0);
+
+    // The JSON file is the report, and valid against the published schema.
+    let written: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(written, serde_json::to_value(&report).unwrap());
+    let schema: Value = serde_json::from_str(SCHEMA).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(&written)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    // ...and the schema is strict enough to catch a report missing a field.
+    let mut broken = written.clone();
+    broken["requests"]
+        .as_object_mut()
+        .unwrap()
+        .remove("dropped");
+    assert!(!validator.is_valid(&broken));
+    let mermaid = std::fs::read_to_string(&map).unwrap();
+    assert!(
+        mermaid.starts_with("graph LR\n") && mermaid.contains("loadgen -->"),
+        "{mermaid}"
+    );
+}
