@@ -352,6 +352,16 @@ impl LocalStack {
         )
         .map_err(io(format!("writing {}", policies_file.display())))?;
 
+        // Each start begins its own records: logs of an earlier stack in the same directory
+        // would otherwise be counted as this one's.
+        for stale in [
+            "access-log.jsonl",
+            "metrics.emf.jsonl",
+            "xray-documents.ndjson",
+        ] {
+            let _ = std::fs::remove_file(config.state_dir.join(stale));
+        }
+
         // X-Ray first, so nothing any function sends is lost.
         let store = Arc::new(TraceStore::new(config.trace_capacity));
         let raw_path = config.state_dir.join("xray-documents.ndjson");
@@ -363,17 +373,27 @@ impl LocalStack {
         } else {
             None
         };
-        let daemon =
-            XrayDaemon::start_with_log(config.xray_addr, Arc::clone(&store), raw_log.clone())
-                .await
-                .map_err(io(format!(
-                    "binding the X-Ray daemon on udp {}",
-                    config.xray_addr
-                )))?;
-        // The API shares the daemon's port number, on TCP, as the real daemon does.
-        let api = XrayApi::start(daemon.addr, Arc::clone(&store))
-            .await
-            .map_err(io(format!("binding the X-Ray API on tcp {}", daemon.addr)))?;
+        // The API shares the daemon's port number, on TCP, as the real daemon does. With an
+        // OS-chosen port the TCP side may be taken: try other ports until both fit.
+        let mut attempt = 0;
+        let (daemon, api) = loop {
+            let daemon =
+                XrayDaemon::start_with_log(config.xray_addr, Arc::clone(&store), raw_log.clone())
+                    .await
+                    .map_err(io(format!(
+                        "binding the X-Ray daemon on udp {}",
+                        config.xray_addr
+                    )))?;
+            match XrayApi::start(daemon.addr, Arc::clone(&store)).await {
+                Ok(api) => break (daemon, api),
+                Err(_) if config.xray_addr.port() == 0 && attempt < 20 => attempt += 1,
+                Err(e) => {
+                    return Err(io(format!("binding the X-Ray API on tcp {}", daemon.addr))(
+                        e,
+                    ))
+                }
+            }
+        };
         let facade = Arc::new(
             Facade::new(daemon.addr, config.facade_sampling, 7)
                 .map_err(io("opening the Lambda facade's socket"))?,
