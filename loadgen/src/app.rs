@@ -213,7 +213,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Report> {
         let url = format!("{}/orders", stack.service_url("order").unwrap_or_default());
         let target = LatticeTarget::new(
             &url,
-            credentials.clone(),
+            Some(credentials.clone()),
             &stack.state.region,
             args.timeout,
             connections,
@@ -233,9 +233,15 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Report> {
             .clone()
             .or_else(|| config.region().map(|r| r.to_string()))
             .ok_or_else(|| anyhow::anyhow!("no region: pass --region or set AWS_REGION"))?;
-        let credentials = config
-            .credentials_provider()
-            .ok_or_else(|| anyhow::anyhow!("no AWS credentials in the standard chain"))?;
+        let credentials = if args.unsigned {
+            None
+        } else {
+            Some(
+                config
+                    .credentials_provider()
+                    .ok_or_else(|| anyhow::anyhow!("no AWS credentials in the standard chain"))?,
+            )
+        };
         let url = format!(
             "{}/orders",
             args.url.clone().unwrap_or_default().trim_end_matches('/')
@@ -297,6 +303,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Report> {
         seed: args.seed,
         run_id: run_id.clone(),
         scenario: args.scenario.clone(),
+        timeout: args.timeout,
     };
     let outcome = drive(
         Arc::clone(&target),
@@ -325,6 +332,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Report> {
             measured_seconds: outcome.measured.as_secs_f64(),
             dispatched_rps: outcome.dispatched_rate,
             segments_not_sent: sink.failed(),
+            series: outcome.series.clone(),
         },
         &outcome.stats,
     );

@@ -92,6 +92,9 @@ pub struct RunArgs {
     /// Region to sign for (default: the AWS config chain's).
     #[arg(long)]
     pub region: Option<String>,
+    /// Send without SigV4 (services with AuthType NONE; measuring loadgen itself).
+    #[arg(long, conflicts_with = "local")]
+    pub unsigned: bool,
     /// Open loop: this many orders per second.
     #[arg(long, value_parser = positive_rate, conflicts_with_all = ["concurrency", "stages"])]
     pub rate: Option<f64>,

@@ -12,13 +12,11 @@ use tokio::sync::{mpsc, watch};
 use crate::orders::{Order, OrderGenerator};
 use crate::schedule::Schedule;
 use crate::segments::{OrderTrace, SegmentSink};
-use crate::stats::{ErrorKind, RunStats, Sample};
+use crate::stats::{ErrorKind, RunStats, Sample, SecondStats, Series};
 use crate::target::LatticeTarget;
 
 /// A request dispatched later than this after its intended start counts as late.
 pub const LATE_AFTER: Duration = Duration::from_millis(5);
-/// Trace ids kept for inspection (bounded memory on long runs).
-pub const KEPT_TRACE_IDS: usize = 100_000;
 
 /// Open or closed loop.
 #[derive(Clone, Debug, PartialEq)]
@@ -54,6 +52,8 @@ pub struct DriveConfig {
     pub run_id: String,
     /// `annotation.scenario`.
     pub scenario: String,
+    /// Per-request timeout (how long a second of the series can still receive requests).
+    pub timeout: Duration,
 }
 
 /// Live counters for the progress line.
@@ -90,8 +90,8 @@ pub struct DriveOutcome {
     pub dispatched_rate: Option<f64>,
     /// Stopped by Ctrl-C.
     pub interrupted: bool,
-    /// Trace ids of the orders sent (up to [`KEPT_TRACE_IDS`]).
-    pub trace_ids: Vec<String>,
+    /// Per second of the measured part.
+    pub series: Vec<SecondStats>,
     /// Every request's HTTP status, warm-up included (what the target's own logs should show).
     pub all_statuses: std::collections::BTreeMap<u16, u64>,
     /// Requests that got no HTTP answer, warm-up included.
@@ -114,7 +114,6 @@ struct Shared {
 struct Finished {
     sample: Sample,
     warmup: bool,
-    trace_id: String,
 }
 
 async fn one_order(shared: &Shared, order: Order, intended: Instant) -> Finished {
@@ -149,28 +148,27 @@ async fn one_order(shared: &Shared, order: Order, intended: Instant) -> Finished
                 .as_secs(),
         },
         warmup,
-        trace_id: trace.trace_id.to_string(),
     }
 }
 
-/// Records finished requests: statistics, progress, trace ids.
+/// Records finished requests: one worker's statistics, plus the shared series and progress.
 struct Recorder {
     stats: RunStats,
     warmup: u64,
     all_statuses: std::collections::BTreeMap<u16, u64>,
     unanswered: u64,
-    trace_ids: Vec<String>,
+    series: Arc<Mutex<Series>>,
     live: Arc<Live>,
 }
 
 impl Recorder {
-    fn new(live: Arc<Live>) -> Self {
+    fn new(live: Arc<Live>, series: Arc<Mutex<Series>>) -> Self {
         Self {
             stats: RunStats::default(),
             warmup: 0,
             all_statuses: std::collections::BTreeMap::new(),
             unanswered: 0,
-            trace_ids: Vec::new(),
+            series,
             live,
         }
     }
@@ -188,10 +186,11 @@ impl Recorder {
             self.warmup += 1;
             return;
         }
-        if self.trace_ids.len() < KEPT_TRACE_IDS {
-            self.trace_ids.push(finished.trace_id);
-        }
         self.stats.record(&finished.sample);
+        self.series
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .record(&finished.sample);
         if self.stats.requests().is_multiple_of(64) {
             self.live.p99_us.store(
                 self.stats.corrected.value_at_quantile(0.99),
@@ -222,6 +221,7 @@ pub async fn drive(
     });
     let generator = Arc::new(Mutex::new(OrderGenerator::new(config.seed, &config.run_id)));
     let interrupted = Arc::new(AtomicBool::new(false));
+    let series = Arc::new(Mutex::new(Series::new(config.timeout)));
     let (mut late, mut dropped, mut sent, mut dispatched_rate) = (0u64, 0u64, 0u64, None);
     let recorder = match &config.model {
         LoadModel::Open {
@@ -230,9 +230,9 @@ pub async fn drive(
         } => {
             let (tx, mut rx) = mpsc::channel::<Finished>(65_536);
             let collector = {
-                let live = Arc::clone(&live);
+                let (live, series) = (Arc::clone(&live), Arc::clone(&series));
                 tokio::spawn(async move {
-                    let mut recorder = Recorder::new(live);
+                    let mut recorder = Recorder::new(live, series);
                     while let Some(finished) = rx.recv().await {
                         recorder.record(finished);
                     }
@@ -294,24 +294,25 @@ pub async fn drive(
             drop(tx);
             collector
                 .await
-                .unwrap_or_else(|_| Recorder::new(Arc::clone(&live)))
+                .unwrap_or_else(|_| Recorder::new(Arc::clone(&live), Arc::clone(&series)))
         }
         LoadModel::Closed { concurrency } => {
             let issued = Arc::new(AtomicU64::new(0));
             let mut workers = Vec::new();
             for _ in 0..*concurrency {
-                let (shared, generator, issued, live, interrupted) = (
+                let (shared, generator, issued, live, interrupted, series) = (
                     Arc::clone(&shared),
                     Arc::clone(&generator),
                     Arc::clone(&issued),
                     Arc::clone(&live),
                     Arc::clone(&interrupted),
+                    Arc::clone(&series),
                 );
                 let mut stop = stop.clone();
                 let orders = config.orders;
                 workers.push(tokio::spawn(async move {
                     // Each worker its own histograms; merged at the end.
-                    let mut recorder = Recorder::new(live);
+                    let mut recorder = Recorder::new(live, series);
                     loop {
                         if *stop.borrow_and_update() {
                             interrupted.store(true, Ordering::Relaxed);
@@ -333,7 +334,7 @@ pub async fn drive(
                     recorder
                 }));
             }
-            let mut merged = Recorder::new(Arc::clone(&live));
+            let mut merged = Recorder::new(Arc::clone(&live), Arc::clone(&series));
             for worker in workers {
                 if let Ok(recorder) = worker.await {
                     merged.stats.merge(&recorder.stats);
@@ -342,10 +343,6 @@ pub async fn drive(
                     for (status, n) in recorder.all_statuses {
                         *merged.all_statuses.entry(status).or_default() += n;
                     }
-                    let room = KEPT_TRACE_IDS.saturating_sub(merged.trace_ids.len());
-                    merged
-                        .trace_ids
-                        .extend(recorder.trace_ids.into_iter().take(room));
                 }
             }
             sent = merged.stats.requests() + merged.warmup;
@@ -353,6 +350,7 @@ pub async fn drive(
         }
     };
     let ended = SystemTime::now();
+    let seconds = series.lock().unwrap_or_else(|p| p.into_inner()).seconds();
     let measured = Instant::now().saturating_duration_since(measure_from);
     DriveOutcome {
         sent,
@@ -367,6 +365,6 @@ pub async fn drive(
         measured: deadline.map_or(measured, |d| measured.min(d - measure_from)),
         dispatched_rate,
         interrupted: interrupted.load(Ordering::Relaxed),
-        trace_ids: recorder.trace_ids,
+        series: seconds,
     }
 }

@@ -150,6 +150,8 @@ pub struct RunFacts {
     pub dispatched_rps: Option<f64>,
     /// Own documents not sent.
     pub segments_not_sent: u64,
+    /// The per-second series.
+    pub series: Vec<SecondStats>,
 }
 
 impl Report {
@@ -200,7 +202,7 @@ impl Report {
                     count: *count,
                 })
                 .collect(),
-            series: stats.seconds(),
+            series: facts.series,
             segments_not_sent: facts.segments_not_sent,
             inspection: None,
             local: None,

@@ -1,7 +1,9 @@
 //! What a run measured: latency histograms (HdrHistogram, µs; corrected = from the intended start,
-//! uncorrected = from the actual send), a table of statuses, an error taxonomy, and a per-second
-//! series. Memory is fixed by design: histograms have fixed bounds, the tables are keyed by a
-//! bounded set, and the series holds one small entry per second, whatever the run length.
+//! uncorrected = from the actual send), a table of statuses, an error taxonomy (each worker keeps
+//! its own [`RunStats`]; they are merged at the end), and a per-second [`Series`] shared by all.
+//! Memory does not grow with the run's length: histograms have fixed bounds, the tables are keyed
+//! by bounded sets, and the series keeps a histogram only for the last few seconds, compacting
+//! older ones into three numbers.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -133,8 +135,6 @@ pub struct RunStats {
     pub statuses: BTreeMap<u16, u64>,
     /// Failures per kind (with status where there was one).
     pub errors: BTreeMap<(ErrorKind, Option<u16>), u64>,
-    /// Per-second series.
-    pub series: BTreeMap<u64, (u64, u64, Histogram<u64>)>,
 }
 
 impl Default for RunStats {
@@ -144,7 +144,6 @@ impl Default for RunStats {
             uncorrected: histogram(),
             statuses: BTreeMap::new(),
             errors: BTreeMap::new(),
-            series: BTreeMap::new(),
         }
     }
 }
@@ -161,16 +160,6 @@ impl RunStats {
         if let Some(kind) = sample.error {
             *self.errors.entry((kind, sample.status)).or_default() += 1;
         }
-        let second = self.series.entry(sample.second).or_insert_with(|| {
-            (
-                0,
-                0,
-                Histogram::new_with_bounds(1, MAX_LATENCY_US, 2).expect("static bounds are valid"),
-            )
-        });
-        second.0 += 1;
-        second.1 += u64::from(sample.error.is_some());
-        second.2.saturating_record(us(sample.corrected));
     }
 
     /// Adds `other` (another worker's) into this one.
@@ -184,15 +173,6 @@ impl RunStats {
         for (key, n) in &other.errors {
             *self.errors.entry(*key).or_default() += n;
         }
-        for (second, (requests, errors, h)) in &other.series {
-            let entry = self
-                .series
-                .entry(*second)
-                .or_insert_with(|| (0, 0, Histogram::new_from(h)));
-            entry.0 += requests;
-            entry.1 += errors;
-            let _ = entry.2.add(h);
-        }
     }
 
     /// Requests recorded.
@@ -204,18 +184,93 @@ impl RunStats {
     pub fn failures(&self) -> u64 {
         self.errors.values().sum()
     }
+}
 
-    /// The per-second series.
+/// The per-second series: a histogram per second while the second can still receive requests
+/// (`horizon` seconds back), then just its count, errors and p99.
+#[derive(Debug)]
+pub struct Series {
+    live: BTreeMap<u64, (u64, u64, Histogram<u64>)>,
+    done: BTreeMap<u64, SecondStats>,
+    horizon: u64,
+}
+
+impl Series {
+    /// A series keeping histograms for the last `horizon` seconds (the request timeout, plus
+    /// margin: no request can finish later than that).
+    pub fn new(horizon: Duration) -> Self {
+        Self {
+            live: BTreeMap::new(),
+            done: BTreeMap::new(),
+            horizon: horizon.as_secs() + 2,
+        }
+    }
+
+    /// Records one request.
+    pub fn record(&mut self, sample: &Sample) {
+        let failed = u64::from(sample.error.is_some());
+        if let Some(done) = self.done.get_mut(&sample.second) {
+            // Later than the horizon: counted, but its latency no longer moves that second's p99.
+            done.requests += 1;
+            done.errors += failed;
+            return;
+        }
+        let entry = self.live.entry(sample.second).or_insert_with(|| {
+            (
+                0,
+                0,
+                // 2 significant digits: ~25 KiB each, and only `horizon` of them live.
+                Histogram::new_with_bounds(1, MAX_LATENCY_US, 2).expect("static bounds are valid"),
+            )
+        });
+        entry.0 += 1;
+        entry.1 += failed;
+        entry
+            .2
+            .saturating_record((sample.corrected.as_micros() as u64).clamp(1, MAX_LATENCY_US));
+        let newest = *self.live.keys().next_back().unwrap_or(&0);
+        while let Some((&oldest, _)) = self.live.first_key_value() {
+            if oldest + self.horizon >= newest {
+                break;
+            }
+            self.compact(oldest);
+        }
+    }
+
+    fn compact(&mut self, second: u64) {
+        if let Some((requests, errors, h)) = self.live.remove(&second) {
+            self.done.insert(
+                second,
+                SecondStats {
+                    second,
+                    requests,
+                    errors,
+                    p99_ms: ms(h.value_at_quantile(0.99)),
+                },
+            );
+        }
+    }
+
+    /// Histograms held now (bounded by the horizon).
+    pub fn live_seconds(&self) -> usize {
+        self.live.len()
+    }
+
+    /// Every second so far, in order.
     pub fn seconds(&self) -> Vec<SecondStats> {
-        self.series
-            .iter()
-            .map(|(second, (requests, errors, h))| SecondStats {
-                second: *second,
-                requests: *requests,
-                errors: *errors,
-                p99_ms: ms(h.value_at_quantile(0.99)),
-            })
-            .collect()
+        let mut out: Vec<SecondStats> = self.done.values().cloned().collect();
+        out.extend(
+            self.live
+                .iter()
+                .map(|(second, (requests, errors, h))| SecondStats {
+                    second: *second,
+                    requests: *requests,
+                    errors: *errors,
+                    p99_ms: ms(h.value_at_quantile(0.99)),
+                }),
+        );
+        out.sort_by_key(|s| s.second);
+        out
     }
 }
 
@@ -272,14 +327,32 @@ mod tests {
         assert_eq!(a.uncorrected, all.uncorrected);
         assert_eq!(a.statuses, all.statuses);
         assert_eq!(a.errors, all.errors);
-        assert_eq!(a.seconds(), all.seconds());
         assert_eq!(a.requests(), 500);
         assert_eq!(a.failures(), 50);
         assert_eq!(a.statuses[&502], 50);
         assert_eq!(a.errors[&(ErrorKind::Server5xx, Some(502))], 50);
-        assert_eq!(a.seconds().len(), 5);
-        assert_eq!(a.seconds()[0].requests, 100);
-        assert_eq!(a.seconds()[0].errors, 10);
+    }
+
+    #[test]
+    fn the_series_compacts_old_seconds_and_keeps_their_numbers() {
+        let mut series = Series::new(Duration::from_secs(3));
+        for second in 0..1000u64 {
+            for i in 0..10u64 {
+                series.record(&sample(i + 1, if i == 0 { 503 } else { 201 }, second));
+            }
+            assert!(series.live_seconds() <= 6, "{}", series.live_seconds());
+        }
+        let seconds = series.seconds();
+        assert_eq!(seconds.len(), 1000);
+        assert!(seconds.iter().all(|s| s.requests == 10 && s.errors == 1));
+        assert!(
+            seconds.iter().all(|s| (s.p99_ms - 10.0).abs() < 0.1),
+            "{:?}",
+            &seconds[0]
+        );
+        // A straggler for a compacted second is still counted.
+        series.record(&sample(50, 201, 0));
+        assert_eq!(series.seconds()[0].requests, 11);
     }
 
     #[test]

@@ -27,15 +27,16 @@ pub struct LatticeTarget {
     client: reqwest::Client,
     url: String,
     host: String,
-    credentials: SharedCredentialsProvider,
+    credentials: Option<SharedCredentialsProvider>,
     region: String,
 }
 
 impl LatticeTarget {
-    /// Orders POSTed to `url`, signed with `credentials` for `region`.
+    /// Orders POSTed to `url`, signed with `credentials` for `region` (unsigned when `None`:
+    /// services with `AuthType: NONE`, and measuring loadgen itself).
     pub fn new(
         url: &str,
-        credentials: SharedCredentialsProvider,
+        credentials: Option<SharedCredentialsProvider>,
         region: &str,
         timeout: Duration,
         connections: usize,
@@ -71,11 +72,6 @@ impl LatticeTarget {
             kind: ErrorKind::Other,
             detail,
         };
-        let credentials = self
-            .credentials
-            .provide_credentials()
-            .await
-            .map_err(|e| signing_error(format!("no credentials: {e}")))?;
         let mut request = http::Request::builder()
             .method("POST")
             .uri(&self.url)
@@ -84,13 +80,19 @@ impl LatticeTarget {
             .header("user-agent", concat!("loadgen/", env!("CARGO_PKG_VERSION")))
             .body(body)
             .map_err(|e| signing_error(e.to_string()))?;
-        sign_for_lattice(
-            &mut request,
-            &Identity::from(credentials),
-            &self.region,
-            SystemTime::now(),
-        )
-        .map_err(|e| signing_error(e.to_string()))?;
+        if let Some(provider) = &self.credentials {
+            let credentials = provider
+                .provide_credentials()
+                .await
+                .map_err(|e| signing_error(format!("no credentials: {e}")))?;
+            sign_for_lattice(
+                &mut request,
+                &Identity::from(credentials),
+                &self.region,
+                SystemTime::now(),
+            )
+            .map_err(|e| signing_error(e.to_string()))?;
+        }
         if let Ok(value) = trace_header.parse() {
             request.headers_mut().insert("x-amzn-trace-id", value);
         }
