@@ -87,8 +87,12 @@ pub struct RunArgs {
     #[arg(long, conflicts_with = "url")]
     pub local: bool,
     /// The order service's Lattice URL (orders are POSTed to <URL>/orders).
-    #[arg(long, required_unless_present = "local")]
+    #[arg(long, required_unless_present_any = ["local", "lambda"], conflicts_with = "lambda")]
     pub url: Option<String>,
+    /// Invoke this Lambda function directly (aws-sdk-lambda) with Lattice-V2-shaped events,
+    /// instead of going through Lattice; with --local, the local stack's function.
+    #[arg(long, value_name = "FUNCTION")]
+    pub lambda: Option<String>,
     /// Region to sign for (default: the AWS config chain's).
     #[arg(long)]
     pub region: Option<String>,
@@ -219,6 +223,8 @@ mod tests {
                 "closed 16",
             ),
             (&["inspect", "--run-id", "r1"], "inspect"),
+            (&["--lambda", "order", "--orders", "10"], "lambda"),
+            (&["--local", "--lambda", "order"], "lambda"),
             (
                 &["inspect", "--since", "15m", "--json", "out.json"],
                 "inspect",
@@ -228,6 +234,7 @@ mod tests {
             let cli = parse(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
             match (*what, &cli.command) {
                 ("inspect", Some(Command::Inspect(_))) => {}
+                ("lambda", None) => assert_eq!(cli.run.lambda.as_deref(), Some("order")),
                 ("open", None) => assert!(matches!(cli.run.model(), LoadModel::Open { .. })),
                 ("closed 16", None) => {
                     assert_eq!(cli.run.model(), LoadModel::Closed { concurrency: 16 })

@@ -13,7 +13,7 @@ use crate::orders::{Order, OrderGenerator};
 use crate::schedule::Schedule;
 use crate::segments::{OrderTrace, SegmentSink};
 use crate::stats::{ErrorKind, RunStats, Sample, SecondStats, Series};
-use crate::target::LatticeTarget;
+use crate::target::Target;
 
 /// A request dispatched later than this after its intended start counts as late.
 pub const LATE_AFTER: Duration = Duration::from_millis(5);
@@ -104,7 +104,7 @@ fn epoch(t: SystemTime) -> f64 {
 }
 
 struct Shared {
-    target: Arc<LatticeTarget>,
+    target: Arc<Target>,
     sink: Arc<SegmentSink>,
     run_id: String,
     scenario: String,
@@ -202,7 +202,7 @@ impl Recorder {
 
 /// Runs the load until the limits are reached or `stop` turns true (Ctrl-C).
 pub async fn drive(
-    target: Arc<LatticeTarget>,
+    target: Arc<Target>,
     sink: Arc<SegmentSink>,
     config: &DriveConfig,
     mut stop: watch::Receiver<bool>,

@@ -85,3 +85,39 @@ async fn a_local_run_has_complete_traces_and_agrees_with_the_access_log() {
         "{mermaid}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invoking_the_order_function_directly_keeps_the_trace_whole() {
+    let cli = Cli::try_parse_from([
+        "loadgen",
+        "--local",
+        "--no-build",
+        "--quiet",
+        "--lambda",
+        "order",
+        "--no-simulation",
+        "--orders",
+        "60",
+        "--concurrency",
+        "4",
+        "--run-id",
+        "e2e-lambda",
+        "--wait",
+        "30s",
+    ])
+    .unwrap();
+    let report = loadgen::app::run(cli.run).await.expect("the run completes");
+    assert_eq!(report.target, "lambda:order");
+    assert_eq!(report.statuses.get("201"), Some(&60), "{:?}", report.errors);
+    let inspection = report.inspection.as_ref().expect("inspected");
+    assert_eq!(inspection.traces_found, 60);
+    assert_eq!(
+        inspection.complete_percent, 100.0,
+        "{:#?}",
+        inspection.incomplete
+    );
+    // Not through Lattice: order's access log is empty, payment's and inventory's are not.
+    let local = report.local.as_ref().unwrap();
+    assert!(!local.access_log.contains_key("order"));
+    assert_eq!(local.access_log["payment"].requests, 60);
+}

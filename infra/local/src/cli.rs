@@ -104,6 +104,7 @@ pub async fn up(args: &UpArgs) -> anyhow::Result<()> {
     }
     println!("  X-Ray daemon   udp {}", state.xray_daemon_address);
     println!("  X-Ray API      {}", state.xray_endpoint);
+    println!("  Lambda Invoke  {}", state.lambda_endpoint);
     println!(
         "  state          {}",
         StackStatePath(&stack.config.state_dir)

@@ -17,6 +17,7 @@ use tokio::task::JoinHandle;
 use crate::binaries::{build_service_binaries, service_binary};
 use crate::lambda::facade::{Facade, FacadeSampling};
 use crate::lambda::function::{Function, FunctionConfig};
+use crate::lambda::invoke_api::InvokeApi;
 use crate::lattice::access_log::AccessLogWriter;
 use crate::lattice::credentials::{CredentialsFile, PrincipalKey};
 use crate::lattice::metrics::MetricsRecorder;
@@ -154,6 +155,8 @@ pub struct StackState {
     pub metrics_log: PathBuf,
     /// Raw segment documents, when kept.
     pub raw_documents: Option<PathBuf>,
+    /// `endpoint_url` of the local Lambda Invoke API.
+    pub lambda_endpoint: String,
 }
 
 /// One service in the state file.
@@ -231,6 +234,7 @@ pub struct LocalStack {
     pub state: StackState,
     network: Arc<LatticeNetwork>,
     facade: Arc<Facade>,
+    invoke_api: InvokeApi,
     listeners: Vec<ServiceListener>,
     daemon: XrayDaemon,
     api: XrayApi,
@@ -497,6 +501,12 @@ impl LocalStack {
             );
         }
 
+        let invoke_api = InvokeApi::start(
+            SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            functions.clone(),
+        )
+        .await
+        .map_err(io("binding the Lambda Invoke API"))?;
         let metrics_path = config.state_dir.join("metrics.emf.jsonl");
         let flusher = tokio::spawn(flush_periodically(
             Arc::clone(&access_log),
@@ -532,6 +542,7 @@ impl LocalStack {
             access_log: access_log_path,
             metrics_log: metrics_path,
             raw_documents: config.raw_documents.then_some(raw_path),
+            lambda_endpoint: format!("http://{}", invoke_api.addr),
         };
         let state_path = StackState::path(&config.state_dir);
         std::fs::write(
@@ -550,6 +561,7 @@ impl LocalStack {
             state,
             network,
             facade,
+            invoke_api,
             listeners,
             daemon,
             api,
@@ -586,6 +598,11 @@ impl LocalStack {
     /// The X-Ray daemon's UDP address.
     pub fn xray_daemon(&self) -> SocketAddr {
         self.daemon.addr
+    }
+
+    /// `endpoint_url` of the local Lambda Invoke API.
+    pub fn lambda_endpoint(&self) -> String {
+        format!("http://{}", self.invoke_api.addr)
     }
 
     /// The X-Ray API's endpoint URL.

@@ -12,7 +12,9 @@
 //! - [`runtime_api`]: the Runtime API one environment's process polls.
 //! - [`function`]: a function's environments and `invoke`.
 //! - [`facade`]: the segments Lambda itself sends under Active tracing.
+//! - [`invoke_api`]: the Invoke API (`aws-sdk-lambda` with `endpoint_url`).
 
 pub mod facade;
 pub mod function;
+pub mod invoke_api;
 pub mod runtime_api;
