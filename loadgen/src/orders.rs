@@ -95,7 +95,10 @@ mod tests {
             assert!((1..=5).contains(&items.len()));
             for item in items {
                 let sku = item["sku"].as_str().unwrap();
-                assert!(catalog.iter().any(|c| c == sku), "{sku} is not in the catalog");
+                assert!(
+                    catalog.iter().any(|c| c == sku),
+                    "{sku} is not in the catalog"
+                );
                 let quantity = item["quantity"].as_u64().unwrap();
                 assert!((1..=3).contains(&quantity));
                 let price = item["unit_price"].as_f64().unwrap();
