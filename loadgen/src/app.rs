@@ -387,7 +387,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Report> {
     );
     if !args.no_inspect && !outcome.interrupted {
         let config = InspectConfig {
-            run_id: run_id.clone(),
+            run_id: Some(run_id.clone()),
             start: outcome.started - Duration::from_secs(5),
             end: SystemTime::now() + Duration::from_secs(5),
             expected: outcome.sent.saturating_sub(sink.failed()),
@@ -401,13 +401,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Report> {
     bar.finish_and_clear();
     if let Some(stack) = stack {
         let state = stack.state.clone();
-        let counts_stack = &stack;
-        // Metrics are complete only once the stack has flushed every minute.
-        let pending = local_check(counts_stack, &outcome, args.lambda.is_some());
+        let mut check = local_check(&stack, &outcome, args.lambda.is_some());
+        // EMF minutes are all written only once the stack has shut down.
         stack.shutdown().await;
         let totals = metric_totals(&state);
-        let mut check = pending;
-        for (service, lines) in &check.access_log.clone() {
+        for (service, lines) in &check.access_log {
             let metric = totals.get(service).copied().unwrap_or(0);
             if metric != lines.requests {
                 check.disagreements.push(format!(
@@ -418,14 +416,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Report> {
         }
         check.agrees = check.disagreements.is_empty();
         report.local = Some(check);
-        println!(
-            "local stack files: {}",
-            state
-                .access_log
-                .parent()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default()
-        );
+        if let Some(dir) = state.access_log.parent() {
+            println!("local stack files: {}", dir.display());
+        }
     }
     emit(&report, &args.output)?;
     Ok(report)
@@ -449,21 +442,14 @@ pub async fn inspect_only(args: InspectArgs) -> anyhow::Result<Inspection> {
     let start = end - args.since.unwrap_or(Duration::from_secs(3600));
     let bar = progress_bar(args.output.quiet);
     let inspect_config = InspectConfig {
-        run_id: args.run_id.clone().unwrap_or_default(),
+        run_id: args.run_id.clone(),
         start,
         end,
         expected: 0,
         wait: args.output.wait,
         check_limit: args.output.check_limit,
     };
-    let inspection = if args.run_id.is_some() {
-        inspect(&xray, &inspect_config, |m| bar.set_message(m.to_owned())).await?
-    } else {
-        // No run: everything in the window.
-        let mut all = inspect_config.clone();
-        all.run_id = String::new();
-        inspect(&xray, &all, |m| bar.set_message(m.to_owned())).await?
-    };
+    let inspection = inspect(&xray, &inspect_config, |m| bar.set_message(m.to_owned())).await?;
     bar.finish_and_clear();
     let report_text = serde_json::to_string_pretty(&inspection)?;
     if let Some(path) = &args.output.json {

@@ -11,6 +11,22 @@ fn duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text).map_err(|e| format!("{text:?}: {e}"))
 }
 
+/// Run ids go into annotations and filter expressions: letters, digits, `-`, `_`, `.`.
+fn run_id(text: &str) -> Result<String, String> {
+    let ok = !text.is_empty()
+        && text.len() <= 64
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(text.to_owned())
+    } else {
+        Err(format!(
+            "{text:?}: use 1-64 letters, digits, '-', '_' or '.'"
+        ))
+    }
+}
+
 fn positive_rate(text: &str) -> Result<f64, String> {
     text.parse::<f64>()
         .ok()
@@ -124,7 +140,7 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Run id (annotation.run_id); random by default.
-    #[arg(long)]
+    #[arg(long, value_parser = run_id)]
     pub run_id: Option<String>,
     /// Scenario name (annotation.scenario).
     #[arg(long, default_value = "steady")]
@@ -152,7 +168,7 @@ pub struct RunArgs {
 #[derive(Debug, Args)]
 pub struct InspectArgs {
     /// The run to inspect.
-    #[arg(long, required_unless_present = "since")]
+    #[arg(long, required_unless_present = "since", value_parser = run_id)]
     pub run_id: Option<String>,
     /// Inspect everything since this long ago (no run filter).
     #[arg(long, value_parser = duration)]

@@ -28,8 +28,8 @@ pub const LISTED: usize = 10;
 /// What to look for.
 #[derive(Clone, Debug)]
 pub struct InspectConfig {
-    /// The run.
-    pub run_id: String,
+    /// The run; `None`: every loadgen run in the window (traces with a `run_id` annotation).
+    pub run_id: Option<String>,
     /// Window start.
     pub start: SystemTime,
     /// Window end.
@@ -100,7 +100,10 @@ pub async fn find_traces(client: &Client, config: &InspectConfig) -> anyhow::Res
             .get_trace_summaries()
             .start_time(when(config.start))
             .end_time(when(config.end))
-            .filter_expression(format!("annotation.run_id = \"{}\"", config.run_id))
+            .filter_expression(match &config.run_id {
+                Some(run_id) => format!("annotation.run_id = \"{run_id}\""),
+                None => "annotation.run_id".to_owned(),
+            })
             .set_next_token(token)
             .send()
             .await?;
