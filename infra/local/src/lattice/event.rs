@@ -9,12 +9,13 @@
 //! omitted), `region`, and `timeEpoch`, a string of epoch microseconds. Lattice adds
 //! `x-forwarded-for`, `x-forwarded-port` and `x-forwarded-proto`, and never adds a trace header.
 //!
-//! The base64 rule: Lattice's guide shows the flag but not when it is set; the fixtures (gzip →
-//! base64, JSON → text) match the rule Elastic Load Balancing documents for Lambda targets, which
-//! we follow: the body is base64-encoded when a `content-encoding` header is present or the
-//! content type is not `text/*`, `application/json`, `application/javascript` or
-//! `application/xml` (ELB guide, "Lambda functions as targets", "Receive events from the load
-//! balancer"). A body that is not UTF-8 is always encoded. To confirm on AWS (README).
+//! The base64 rule: the pages retrieved here show the flag but not when it is set. We use the
+//! rule Elastic Load Balancing applies to Lambda targets as we know it (its guide's "Receive
+//! events from the load balancer", which the search tools here could not retrieve to quote), and
+//! which the `aws_lambda_events` Lattice fixtures agree with (gzip → base64, JSON → text): the
+//! body is base64-encoded when a `content-encoding` header is present or the content type is not
+//! `text/*`, `application/json`, `application/javascript` or `application/xml`. A body that is
+//! not UTF-8 is always encoded. To confirm on AWS (README).
 
 use std::collections::BTreeMap;
 

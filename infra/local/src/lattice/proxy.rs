@@ -4,11 +4,12 @@
 //! and the metrics counted, for denied and failed requests too.
 //!
 //! Status mapping when the function does not answer with a valid response. Lattice's guide does
-//! not tabulate it; we follow what Elastic Load Balancing documents for Lambda targets (ELB guide,
-//! "Troubleshoot your Application Load Balancers", HTTP 502/503/504), to be confirmed on AWS
-//! (README): a function error, a crashed environment or a malformed response → 502; the function
-//! timing out → 504; Lambda throttling the invocation → 503. A body over Lattice's 6 MB Lambda
-//! limit (VPC Lattice guide, "Lambda functions as targets", Limitations) → 413.
+//! not tabulate it. A function error, a crashed environment or a malformed response → 502, as
+//! Elastic Load Balancing does for Lambda targets (its closest documented analogue); the function
+//! timing out → 504 and Lambda throttling the invocation → 503 follow HTTP gateway semantics.
+//! All three are to be confirmed on AWS (README, "What only AWS can confirm"). A body over
+//! Lattice's 6 MB Lambda limit (VPC Lattice guide, "Lambda functions as targets", Limitations)
+//! → 413.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
