@@ -10,9 +10,11 @@
 //! - [`lattice`]: VPC Lattice: listeners, SigV4, auth policies, V2 events, access logs, metrics.
 //! - [`stack`]: everything wired together, and the state file other processes read.
 //! - [`binaries`]: finding (and building) the service binaries.
+//! - [`http_server`]: the accept loop every local HTTP endpoint runs.
 
 pub mod binaries;
 pub mod cli;
+pub mod http_server;
 pub mod lambda;
 pub mod lattice;
 pub mod stack;

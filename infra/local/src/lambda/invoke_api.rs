@@ -6,17 +6,14 @@
 //! synchronous `RequestResponse` invocations are served; other types get a 400 saying so. The
 //! local endpoint does not verify signatures (it stands in for the service, not for IAM).
 
+use crate::http_server::serve;
 use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -171,20 +168,9 @@ impl InvokeApi {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let functions = Arc::new(functions);
-        let task = tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let _ = stream.set_nodelay(true);
-                let functions = Arc::clone(&functions);
-                tokio::spawn(async move {
-                    let service = service_fn(move |request| {
-                        let functions = Arc::clone(&functions);
-                        async move { Ok::<_, Infallible>(handle(&functions, request).await) }
-                    });
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
+        let task = serve(listener, move |request, _| {
+            let functions = Arc::clone(&functions);
+            async move { handle(&functions, request).await }
         });
         Ok(Self { addr, task })
     }

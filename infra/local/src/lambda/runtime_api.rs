@@ -3,18 +3,15 @@
 //! `POST …/invocation/{id}/error`, `POST …/init/error`. Each environment gets its own listener, so
 //! an invocation handed to an environment can only be taken by that environment's process.
 
+use crate::http_server::serve;
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::task::JoinHandle;
@@ -93,21 +90,9 @@ impl RuntimeApi {
             ready: Notify::new(),
         });
         let served = Arc::clone(&state);
-        let task = tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                // Without this, Nagle + delayed ACK add ~40 ms to every small response.
-                let _ = stream.set_nodelay(true);
-                let state = Arc::clone(&served);
-                tokio::spawn(async move {
-                    let service = service_fn(move |request| {
-                        let state = Arc::clone(&state);
-                        async move { Ok::<_, Infallible>(route(&state, request).await) }
-                    });
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
+        let task = serve(listener, move |request, _| {
+            let state = Arc::clone(&served);
+            async move { route(&state, request).await }
         });
         Ok((Self { addr, state, task }, tx))
     }

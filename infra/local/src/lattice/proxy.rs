@@ -11,8 +11,8 @@
 //! Lattice's 6 MB Lambda limit (VPC Lattice guide, "Lambda functions as targets", Limitations)
 //! → 413.
 
+use crate::http_server::serve;
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -21,10 +21,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -192,26 +189,11 @@ impl LatticeNetwork {
         let addr = listener.local_addr()?;
         let network = Arc::clone(self);
         let topology = Arc::new(topology);
-        let task = tokio::spawn(async move {
-            while let Ok((stream, peer)) = listener.accept().await {
-                let _ = stream.set_nodelay(true);
-                let network = Arc::clone(&network);
-                let topology = Arc::clone(&topology);
-                tokio::spawn(async move {
-                    let service = service_fn(move |request| {
-                        let network = Arc::clone(&network);
-                        let topology = Arc::clone(&topology);
-                        async move {
-                            Ok::<_, Infallible>(
-                                network.handle(&topology, request, peer, addr.port()).await,
-                            )
-                        }
-                    });
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
+        let port = addr.port();
+        let task = serve(listener, move |request, peer| {
+            let network = Arc::clone(&network);
+            let topology = Arc::clone(&topology);
+            async move { network.handle(&topology, request, peer, port).await }
         });
         Ok(ServiceListener {
             service: service.to_owned(),

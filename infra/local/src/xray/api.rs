@@ -5,17 +5,14 @@
 //! `/TraceGraph`, `/GetSamplingRules` and `/SamplingTargets` (Lambda's default rule: 1 request
 //! per second reservoir, then 5 %).
 
-use std::convert::Infallible;
+use crate::http_server::serve;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -74,20 +71,9 @@ impl XrayApi {
     pub async fn start(addr: SocketAddr, store: Arc<TraceStore>) -> std::io::Result<Self> {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
-        let task = tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let _ = stream.set_nodelay(true);
-                let store = Arc::clone(&store);
-                tokio::spawn(async move {
-                    let service = service_fn(move |request: Request<hyper::body::Incoming>| {
-                        let store = Arc::clone(&store);
-                        async move { Ok::<_, Infallible>(handle(&store, request).await) }
-                    });
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
+        let task = serve(listener, move |request, _| {
+            let store = Arc::clone(&store);
+            async move { handle(&store, request).await }
         });
         Ok(Self { addr, task })
     }
