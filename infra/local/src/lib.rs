@@ -11,10 +11,12 @@
 //! - [`stack`]: everything wired together, and the state file other processes read.
 //! - [`binaries`]: finding (and building) the service binaries.
 //! - [`http_server`]: the accept loop every local HTTP endpoint runs.
+//! - [`json_lines`]: the append-only files the stack writes its records to.
 
 pub mod binaries;
 pub mod cli;
 pub mod http_server;
+pub mod json_lines;
 pub mod lambda;
 pub mod lattice;
 pub mod stack;

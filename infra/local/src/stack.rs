@@ -15,6 +15,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::binaries::{build_service_binaries, service_binary};
+use crate::json_lines::JsonLinesFile;
 use crate::lambda::facade::{Facade, FacadeSampling};
 use crate::lambda::function::{Function, FunctionConfig};
 use crate::lambda::invoke_api::InvokeApi;
@@ -26,7 +27,7 @@ use crate::lattice::policy::{Policy, PolicyError, INVOKE};
 use crate::lattice::proxy::{AuthPolicies, HopOverhead, LatticeNetwork, ServiceListener};
 use crate::lattice::sigv4::Verifier;
 use crate::xray::api::XrayApi;
-use crate::xray::daemon::{RawDocumentLog, XrayDaemon};
+use crate::xray::daemon::XrayDaemon;
 use crate::xray::store::TraceStore;
 
 /// The services, in the order they are started.
@@ -238,7 +239,8 @@ pub struct LocalStack {
     listeners: Vec<ServiceListener>,
     daemon: XrayDaemon,
     api: XrayApi,
-    raw_log: Option<Arc<RawDocumentLog>>,
+    raw_log: Option<Arc<JsonLinesFile>>,
+    metrics_log: Arc<JsonLinesFile>,
     flusher: JoinHandle<()>,
 }
 
@@ -371,7 +373,7 @@ impl LocalStack {
         let raw_path = config.state_dir.join("xray-documents.ndjson");
         let raw_log = if config.raw_documents {
             Some(Arc::new(
-                RawDocumentLog::open(&raw_path)
+                JsonLinesFile::open(&raw_path)
                     .map_err(io(format!("opening {}", raw_path.display())))?,
             ))
         } else {
@@ -508,10 +510,14 @@ impl LocalStack {
         .await
         .map_err(io("binding the Lambda Invoke API"))?;
         let metrics_path = config.state_dir.join("metrics.emf.jsonl");
+        let metrics_log = Arc::new(
+            JsonLinesFile::open(&metrics_path)
+                .map_err(io(format!("opening {}", metrics_path.display())))?,
+        );
         let flusher = tokio::spawn(flush_periodically(
             Arc::clone(&access_log),
             Arc::clone(&metrics),
-            metrics_path.clone(),
+            Arc::clone(&metrics_log),
             raw_log.clone(),
         ));
 
@@ -566,6 +572,7 @@ impl LocalStack {
             daemon,
             api,
             raw_log,
+            metrics_log,
             flusher,
         })
     }
@@ -615,19 +622,19 @@ impl LocalStack {
     pub async fn shutdown(self) {
         let Self {
             config,
-            state,
             functions,
             access_log,
             metrics,
             network,
             listeners,
             raw_log,
+            metrics_log,
             flusher,
             ..
         } = self;
         drop(listeners);
         flusher.abort();
-        append_lines(&state.metrics_log, &metrics.drain_all());
+        write_metrics(&metrics_log, &metrics.drain_all());
         access_log.flush();
         if let Some(raw) = &raw_log {
             raw.flush();
@@ -642,30 +649,18 @@ impl LocalStack {
     }
 }
 
-fn append_lines(path: &Path, lines: &[String]) {
-    if lines.is_empty() {
-        return;
+fn write_metrics(log: &JsonLinesFile, lines: &[String]) {
+    for line in lines {
+        log.append(line);
     }
-    use std::io::Write;
-    let result = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .and_then(|mut file| {
-            let mut text = lines.join("\n");
-            text.push('\n');
-            file.write_all(text.as_bytes())
-        });
-    if let Err(error) = result {
-        tracing::warn!(%error, path = %path.display(), "writing metrics failed");
-    }
+    log.flush();
 }
 
 async fn flush_periodically(
     access_log: Arc<AccessLogWriter>,
     metrics: Arc<MetricsRecorder>,
-    metrics_path: PathBuf,
-    raw_log: Option<Arc<RawDocumentLog>>,
+    metrics_log: Arc<JsonLinesFile>,
+    raw_log: Option<Arc<JsonLinesFile>>,
 ) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
@@ -674,7 +669,7 @@ async fn flush_periodically(
         if let Some(raw) = &raw_log {
             raw.flush();
         }
-        append_lines(&metrics_path, &metrics.drain_completed(SystemTime::now()));
+        write_metrics(&metrics_log, &metrics.drain_completed(SystemTime::now()));
     }
 }
 

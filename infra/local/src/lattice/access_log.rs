@@ -3,13 +3,13 @@
 //! (VPC Lattice guide, "Access logs"; a real entry is in `tests/fixtures`).
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
+
+use crate::json_lines::JsonLinesFile;
 
 /// Lattice's placeholder for a missing string.
 pub const ABSENT: &str = "-";
@@ -87,19 +87,15 @@ pub fn start_time(at: SystemTime) -> String {
 /// every line written, so a run can check "one line per request" without re-reading the file.
 #[derive(Debug, Default)]
 pub struct AccessLogWriter {
-    file: Option<Mutex<BufWriter<File>>>,
+    file: Option<JsonLinesFile>,
     counts: Mutex<BTreeMap<(String, u16), u64>>,
 }
 
 impl AccessLogWriter {
     /// Lines appended to `path` (created if missing).
     pub fn to_file(path: &Path) -> std::io::Result<Self> {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)?;
         Ok(Self {
-            file: Some(Mutex::new(BufWriter::with_capacity(256 * 1024, file))),
+            file: Some(JsonLinesFile::open(path)?),
             counts: Mutex::default(),
         })
     }
@@ -118,22 +114,14 @@ impl AccessLogWriter {
             .entry((entry.service_arn.clone(), entry.response_code))
             .or_default() += 1;
         if let Some(file) = &self.file {
-            let mut line = entry.to_json_line();
-            line.push('\n');
-            let mut file = file.lock().unwrap_or_else(|p| p.into_inner());
-            if let Err(error) = file.write_all(line.as_bytes()) {
-                tracing::warn!(%error, "access log write failed");
-            }
+            file.append(&entry.to_json_line());
         }
     }
 
     /// Pushes buffered lines to the file.
     pub fn flush(&self) {
         if let Some(file) = &self.file {
-            let mut file = file.lock().unwrap_or_else(|p| p.into_inner());
-            if let Err(error) = file.flush() {
-                tracing::warn!(%error, "access log flush failed");
-            }
+            file.flush();
         }
     }
 
@@ -143,12 +131,6 @@ impl AccessLogWriter {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
-    }
-}
-
-impl Drop for AccessLogWriter {
-    fn drop(&mut self) {
-        self.flush();
     }
 }
 

@@ -2,17 +2,15 @@
 //! kept as a reject. Garbage never stops the listener. Optionally every accepted document is
 //! also appended, as received, to an NDJSON file.
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
 use std::net::SocketAddr;
-use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use tokio::net::UdpSocket;
 use tokio::task::JoinHandle;
 
 use super::document::{parse_datagram, MAX_DATAGRAM_BYTES};
 use super::store::TraceStore;
+use crate::json_lines::JsonLinesFile;
 
 /// The receive buffer the daemon asks for.
 pub const RECEIVE_BUFFER_BYTES: usize = 8 * 1024 * 1024;
@@ -25,45 +23,6 @@ pub struct XrayDaemon {
     task: JoinHandle<()>,
 }
 
-/// The optional NDJSON file of accepted documents.
-#[derive(Debug)]
-pub struct RawDocumentLog {
-    file: Mutex<BufWriter<File>>,
-}
-
-impl RawDocumentLog {
-    /// Appends to `path` (created if missing).
-    pub fn open(path: &Path) -> std::io::Result<Self> {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)?;
-        Ok(Self {
-            file: Mutex::new(BufWriter::with_capacity(256 * 1024, file)),
-        })
-    }
-
-    fn append(&self, document: &serde_json::Map<String, serde_json::Value>) {
-        let mut line = serde_json::Value::Object(document.clone()).to_string();
-        line.push('\n');
-        let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
-        if let Err(error) = file.write_all(line.as_bytes()) {
-            tracing::warn!(%error, "raw document log write failed");
-        }
-    }
-
-    /// Pushes buffered lines to the file.
-    pub fn flush(&self) {
-        let _ = self.file.lock().unwrap_or_else(|p| p.into_inner()).flush();
-    }
-}
-
-impl Drop for RawDocumentLog {
-    fn drop(&mut self) {
-        self.flush();
-    }
-}
-
 impl XrayDaemon {
     /// Binds `addr` (port 0 for any) and feeds `store` until dropped.
     pub async fn start(addr: SocketAddr, store: Arc<TraceStore>) -> std::io::Result<Self> {
@@ -74,7 +33,7 @@ impl XrayDaemon {
     pub async fn start_with_log(
         addr: SocketAddr,
         store: Arc<TraceStore>,
-        log: Option<Arc<RawDocumentLog>>,
+        log: Option<Arc<JsonLinesFile>>,
     ) -> std::io::Result<Self> {
         let socket = UdpSocket::bind(addr).await?;
         // Bursts of documents must wait in the kernel, not be dropped: ask for a large receive
@@ -96,7 +55,9 @@ impl XrayDaemon {
                 match parse_datagram(&buf[..len]) {
                     Ok(document) => {
                         if let Some(log) = &log {
-                            log.append(&document.body);
+                            if let Ok(line) = serde_json::to_string(&document.body) {
+                                log.append(&line);
+                            }
                         }
                         store.insert(document);
                     }
