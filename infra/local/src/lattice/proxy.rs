@@ -103,6 +103,17 @@ impl Drop for ServiceListener {
     }
 }
 
+/// One request as it arrived: what processing, the access log and the metrics all read.
+struct Arrival<'a> {
+    service: &'a ServiceTopology,
+    parts: http::request::Parts,
+    path_and_query: String,
+    body: Bytes,
+    peer: SocketAddr,
+    port: u16,
+    at: SystemTime,
+}
+
 /// What one request became, for the log and metrics.
 struct Outcome {
     status: StatusCode,
@@ -217,21 +228,25 @@ impl LatticeNetwork {
             .path_and_query()
             .map_or("/", |p| p.as_str())
             .to_owned();
-        let (body, outcome) = match Limited::new(body, MAX_LAMBDA_BODY).collect().await {
+        let collected = Limited::new(body, MAX_LAMBDA_BODY).collect().await;
+        let mut arrival = Arrival {
+            service,
+            parts,
+            path_and_query,
+            body: Bytes::new(),
+            peer,
+            port,
+            at: arrived,
+        };
+        let outcome = match collected {
             Ok(collected) => {
-                let body = collected.to_bytes();
-                let outcome = self
-                    .process(service, &parts, &path_and_query, &body, peer, port, arrived)
-                    .await;
-                (body, outcome)
+                arrival.body = collected.to_bytes();
+                self.process(&arrival).await
             }
-            Err(_) => (
-                Bytes::new(),
-                Outcome::refused(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "Request body exceeds the 6 MB limit for Lambda targets".into(),
-                    "RequestBodyTooLarge",
-                ),
+            Err(_) => Outcome::refused(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Request body exceeds the 6 MB limit for Lambda targets".into(),
+                "RequestBodyTooLarge",
             ),
         };
         let duration = started.elapsed();
@@ -242,33 +257,21 @@ impl LatticeNetwork {
                 .unwrap_or_else(|p| p.into_inner())
                 .saturating_record((overhead.as_micros() as u64).max(1));
         }
-        self.record(
-            service,
-            &parts,
-            &path_and_query,
-            &body,
-            peer,
-            arrived,
-            duration,
-            &outcome,
-        );
+        self.record(&arrival, duration, &outcome);
         let mut response = Response::new(Full::new(outcome.body));
         *response.status_mut() = outcome.status;
         *response.headers_mut() = outcome.headers;
         response
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn process(
-        &self,
-        service: &ServiceTopology,
-        parts: &http::request::Parts,
-        path_and_query: &str,
-        body: &Bytes,
-        peer: SocketAddr,
-        port: u16,
-        arrived: SystemTime,
-    ) -> Outcome {
+    async fn process(&self, arrival: &Arrival<'_>) -> Outcome {
+        let (service, parts, path_and_query, body) = (
+            arrival.service,
+            &arrival.parts,
+            arrival.path_and_query.as_str(),
+            &arrival.body,
+        );
+        let (peer, port, arrived) = (arrival.peer, arrival.port, arrival.at);
         let caller = match self.verifier.verify(
             parts.method.as_str(),
             path_and_query,
@@ -438,18 +441,14 @@ impl LatticeNetwork {
         outcome
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn record(
-        &self,
-        service: &ServiceTopology,
-        parts: &http::request::Parts,
-        path_and_query: &str,
-        body: &Bytes,
-        peer: SocketAddr,
-        arrived: SystemTime,
-        duration: Duration,
-        outcome: &Outcome,
-    ) {
+    fn record(&self, arrival: &Arrival<'_>, duration: Duration, outcome: &Outcome) {
+        let (service, parts, path_and_query, body) = (
+            arrival.service,
+            &arrival.parts,
+            arrival.path_and_query.as_str(),
+            &arrival.body,
+        );
+        let (peer, arrived) = (arrival.peer, arrival.at);
         let header = |name: http::header::HeaderName| {
             or_absent(parts.headers.get(name).and_then(|v| v.to_str().ok()))
         };
