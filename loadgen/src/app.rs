@@ -52,6 +52,14 @@ fn xray_client(
     aws_sdk_xray::Client::from_conf(builder.build())
 }
 
+/// `--region`, else the AWS config chain's.
+fn region(explicit: Option<&str>, config: &aws_config::SdkConfig) -> anyhow::Result<String> {
+    explicit
+        .map(str::to_owned)
+        .or_else(|| config.region().map(|r| r.to_string()))
+        .ok_or_else(|| anyhow::anyhow!("no region: pass --region or set AWS_REGION"))
+}
+
 fn lambda_client(
     endpoint: Option<&str>,
     region: &str,
@@ -264,11 +272,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Report> {
         (Some(stack), target, sink, xray)
     } else {
         let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        let region = args
-            .region
-            .clone()
-            .or_else(|| config.region().map(|r| r.to_string()))
-            .ok_or_else(|| anyhow::anyhow!("no region: pass --region or set AWS_REGION"))?;
+        let region = region(args.region.as_deref(), &config)?;
         let credentials = if args.unsigned {
             None
         } else {
@@ -427,11 +431,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Report> {
 /// `loadgen inspect`.
 pub async fn inspect_only(args: InspectArgs) -> anyhow::Result<Inspection> {
     let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let region = args
-        .region
-        .clone()
-        .or_else(|| config.region().map(|r| r.to_string()))
-        .ok_or_else(|| anyhow::anyhow!("no region: pass --region or set AWS_REGION"))?;
+    let region = region(args.region.as_deref(), &config)?;
     let xray = xray_client(
         args.output.xray_endpoint.as_deref(),
         &region,

@@ -93,6 +93,25 @@ fn traffic(stats: Option<(i64, i64, i64, i64, i64, f64)>, histogram: &[Histogram
     }
 }
 
+/// (total, ok, error, throttle, fault, total response time) of X-Ray's `ServiceStatistics` or
+/// `EdgeStatistics`: two SDK types with the same accessors and no common trait.
+macro_rules! counts {
+    ($s:expr) => {{
+        let s = $s;
+        let errors = s.error_statistics();
+        (
+            s.total_count().unwrap_or(0),
+            s.ok_count().unwrap_or(0),
+            errors.and_then(|e| e.other_count()).unwrap_or(0),
+            errors.and_then(|e| e.throttle_count()).unwrap_or(0),
+            s.fault_statistics()
+                .and_then(|f| f.total_count())
+                .unwrap_or(0),
+            s.total_response_time().unwrap_or(0.0),
+        )
+    }};
+}
+
 fn display_name(service: &Service) -> String {
     service.name().unwrap_or("client").to_owned()
 }
@@ -109,38 +128,14 @@ impl ServiceMap {
         };
         let mut map = Self::default();
         for service in services {
-            let stats = service.summary_statistics().map(|s| {
-                let errors = s.error_statistics();
-                (
-                    s.total_count().unwrap_or(0),
-                    s.ok_count().unwrap_or(0),
-                    errors.and_then(|e| e.other_count()).unwrap_or(0),
-                    errors.and_then(|e| e.throttle_count()).unwrap_or(0),
-                    s.fault_statistics()
-                        .and_then(|f| f.total_count())
-                        .unwrap_or(0),
-                    s.total_response_time().unwrap_or(0.0),
-                )
-            });
+            let stats = service.summary_statistics().map(|s| counts!(s));
             map.nodes.push(Node {
                 name: display_name(service),
                 node_type: service.r#type().unwrap_or("").to_owned(),
                 traffic: traffic(stats, service.response_time_histogram()),
             });
             for edge in service.edges() {
-                let stats = edge.summary_statistics().map(|s| {
-                    let errors = s.error_statistics();
-                    (
-                        s.total_count().unwrap_or(0),
-                        s.ok_count().unwrap_or(0),
-                        errors.and_then(|e| e.other_count()).unwrap_or(0),
-                        errors.and_then(|e| e.throttle_count()).unwrap_or(0),
-                        s.fault_statistics()
-                            .and_then(|f| f.total_count())
-                            .unwrap_or(0),
-                        s.total_response_time().unwrap_or(0.0),
-                    )
-                });
+                let stats = edge.summary_statistics().map(|s| counts!(s));
                 map.edges.push(Edge {
                     from: display_name(service),
                     to: name_of(edge.reference_id()),

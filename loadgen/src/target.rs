@@ -9,6 +9,7 @@ use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvid
 use aws_smithy_runtime_api::client::identity::Identity;
 use bytes::Bytes;
 use lattice_xray::lattice_client::sign_for_lattice;
+use local_stack::lattice::event::{Identity as CallerIdentity, LatticeEventV2, RequestContext};
 
 use crate::stats::ErrorKind;
 
@@ -131,8 +132,9 @@ fn classify(error: reqwest::Error) -> SendError {
     }
 }
 
-/// The order Lambda invoked directly (`--lambda FUNCTION`) with aws-sdk-lambda: the event is
-/// Lattice-V2-shaped so the same handler path runs, and the trace header travels in its headers.
+/// The order Lambda invoked directly (`--lambda FUNCTION`) with aws-sdk-lambda: the event is the
+/// local stack's Lattice V2 event type, so the same handler path runs, and the trace header
+/// travels in its headers.
 #[derive(Clone, Debug)]
 pub struct LambdaTarget {
     client: aws_sdk_lambda::Client,
@@ -152,38 +154,50 @@ impl LambdaTarget {
         }
     }
 
-    fn event(&self, body: &Bytes, trace_header: &str) -> serde_json::Value {
+    fn event(&self, body: &Bytes, trace_header: &str) -> LatticeEventV2 {
         let now_us = SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_micros());
-        serde_json::json!({
-            "version": "2.0",
-            "path": "/orders",
-            "method": "POST",
-            "headers": {
-                "content-type": ["application/json"],
-                "user-agent": [concat!("loadgen/", env!("CARGO_PKG_VERSION"))],
-                "x-amzn-trace-id": [trace_header],
-            },
-            "queryStringParameters": {},
-            "body": String::from_utf8_lossy(body),
-            "isBase64Encoded": false,
+        let header = |value: &str| vec![value.to_owned()];
+        LatticeEventV2 {
+            version: "2.0".into(),
+            path: "/orders".into(),
+            method: "POST".into(),
+            headers: [
+                ("content-type".to_owned(), header("application/json")),
+                (
+                    "user-agent".to_owned(),
+                    header(concat!("loadgen/", env!("CARGO_PKG_VERSION"))),
+                ),
+                ("x-amzn-trace-id".to_owned(), header(trace_header)),
+            ]
+            .into(),
+            query_string_parameters: Default::default(),
+            body: Some(String::from_utf8_lossy(body).into_owned()),
+            is_base64_encoded: false,
             // Not through Lattice: the context says so instead of inventing ARNs.
-            "requestContext": {
-                "serviceNetworkArn": "-",
-                "serviceArn": "-",
-                "targetGroupArn": "-",
-                "identity": {"type": "DIRECT_INVOKE"},
-                "region": self.region,
-                "timeEpoch": now_us.to_string(),
+            request_context: RequestContext {
+                service_network_arn: "-".into(),
+                service_arn: "-".into(),
+                target_group_arn: "-".into(),
+                identity: CallerIdentity {
+                    identity_type: Some("DIRECT_INVOKE".into()),
+                    ..CallerIdentity::default()
+                },
+                region: self.region.clone(),
+                time_epoch: now_us.to_string(),
             },
-        })
+        }
     }
 
     /// Invokes once; the response's `statusCode`, or why there was none.
     pub async fn send(&self, body: Bytes, trace_header: &str) -> Result<u16, SendError> {
         use aws_sdk_lambda::primitives::Blob;
-        let payload = self.event(&body, trace_header).to_string();
+        let payload =
+            serde_json::to_vec(&self.event(&body, trace_header)).map_err(|e| SendError {
+                kind: ErrorKind::Other,
+                detail: e.to_string(),
+            })?;
         let output = self
             .client
             .invoke()
