@@ -23,6 +23,21 @@ pub struct Traffic {
     pub p99_ms: f64,
 }
 
+impl Traffic {
+    /// A node's label line in Mermaid and DOT.
+    fn node_label(&self) -> String {
+        format!(
+            "{} req, {} fault, p99 {:.1} ms",
+            self.requests, self.fault, self.p99_ms
+        )
+    }
+
+    /// An edge's label in Mermaid and DOT.
+    fn edge_label(&self) -> String {
+        format!("{} req, avg {:.1} ms", self.requests, self.avg_ms)
+    }
+}
+
 /// A node.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Node {
@@ -184,21 +199,18 @@ impl ServiceMap {
         let mut out = String::from("graph LR\n");
         for node in &self.nodes {
             out.push_str(&format!(
-                "  {}[\"{}<br/>{}<br/>{} req, {} fault, p99 {:.1} ms\"]\n",
+                "  {}[\"{}<br/>{}<br/>{}\"]\n",
                 id(&node.name),
                 node.name,
                 node.node_type,
-                node.traffic.requests,
-                node.traffic.fault,
-                node.traffic.p99_ms
+                node.traffic.node_label()
             ));
         }
         for edge in &self.edges {
             out.push_str(&format!(
-                "  {} -->|\"{} req, avg {:.1} ms\"| {}\n",
+                "  {} -->|\"{}\"| {}\n",
                 id(&edge.from),
-                edge.traffic.requests,
-                edge.traffic.avg_ms,
+                edge.traffic.edge_label(),
                 id(&edge.to)
             ));
         }
@@ -210,19 +222,19 @@ impl ServiceMap {
         let mut out = String::from("digraph service_map {\n  rankdir=LR;\n");
         for node in &self.nodes {
             out.push_str(&format!(
-                "  \"{}\" [label=\"{}\\n{}\\n{} req, {} fault, p99 {:.1} ms\"];\n",
+                "  \"{}\" [label=\"{}\\n{}\\n{}\"];\n",
                 node.name,
                 node.name,
                 node.node_type,
-                node.traffic.requests,
-                node.traffic.fault,
-                node.traffic.p99_ms
+                node.traffic.node_label()
             ));
         }
         for edge in &self.edges {
             out.push_str(&format!(
-                "  \"{}\" -> \"{}\" [label=\"{} req, avg {:.1} ms\"];\n",
-                edge.from, edge.to, edge.traffic.requests, edge.traffic.avg_ms
+                "  \"{}\" -> \"{}\" [label=\"{}\"];\n",
+                edge.from,
+                edge.to,
+                edge.traffic.edge_label()
             ));
         }
         out.push_str("}\n");
