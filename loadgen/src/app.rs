@@ -16,6 +16,7 @@ use crate::cli::{InspectArgs, MapFormat, OutputArgs, RunArgs};
 use crate::driver::{drive, DriveConfig, DriveOutcome, Live, LoadModel};
 use crate::inspect::{inspect, InspectConfig, Inspection};
 use crate::report::{LocalCheck, Report, RunFacts, ServiceLog};
+use crate::runner;
 use crate::segments::SegmentSink;
 use crate::target::{LambdaTarget, LatticeTarget, Target};
 
@@ -94,19 +95,7 @@ fn model_text(model: &LoadModel, args: &RunArgs) -> String {
     match model {
         LoadModel::Open { .. } => match (args.rate, &args.stages) {
             (Some(rate), _) => format!("open {rate}/s"),
-            (_, Some(stages)) => format!(
-                "open stages {}",
-                stages
-                    .0
-                    .iter()
-                    .map(|s| format!(
-                        "{}/s:{}",
-                        s.rate,
-                        humantime::format_duration(s.duration.unwrap_or_default())
-                    ))
-                    .collect::<Vec<_>>()
-                    .join(",")
-            ),
+            (_, Some(stages)) => format!("open stages {stages}"),
             _ => "open".into(),
         },
         LoadModel::Closed { concurrency } => format!("closed {concurrency}"),
@@ -209,10 +198,70 @@ fn metric_totals(stack_state: &local_stack::stack::StackState) -> BTreeMap<Strin
     totals
 }
 
+/// X-Ray's view of the run in `report`, which started at `started`.
+async fn inspect_run(
+    xray: &aws_sdk_xray::Client,
+    report: &Report,
+    started: SystemTime,
+    output: &OutputArgs,
+    bar: &ProgressBar,
+) -> anyhow::Result<Inspection> {
+    let config = InspectConfig {
+        run_id: Some(report.run_id.clone()),
+        start: started - Duration::from_secs(5),
+        end: SystemTime::now() + Duration::from_secs(5),
+        expected: report
+            .requests
+            .sent
+            .saturating_sub(report.segments_not_sent),
+        wait: output.wait,
+        check_limit: output.check_limit,
+    };
+    inspect(xray, &config, |m| bar.set_message(m.to_owned())).await
+}
+
+/// `--runner`: the runner function drives the load inside the VPC; X-Ray is inspected from here
+/// (a function in a VPC without NAT reaches Lattice, not the X-Ray API). The clients are the
+/// caller's: AWS's from the config chain, or the local stack's in tests.
+pub async fn run_through_runner(
+    args: &RunArgs,
+    function: &str,
+    lambda: &aws_sdk_lambda::Client,
+    xray: &aws_sdk_xray::Client,
+    bar: &ProgressBar,
+) -> anyhow::Result<Report> {
+    bar.set_message(format!(
+        "{function} is running the load inside the VPC (it answers when done, up to 15 min)…"
+    ));
+    bar.enable_steady_tick(Duration::from_millis(120));
+    let mut report = runner::run_remotely(lambda, function, args).await?;
+    if !args.no_inspect && !report.interrupted {
+        let started = humantime::parse_rfc3339(&report.started_at)
+            .map_err(|e| anyhow::anyhow!("the runner's started_at {:?}: {e}", report.started_at))?;
+        report.inspection = Some(inspect_run(xray, &report, started, &args.output, bar).await?);
+    }
+    Ok(report)
+}
+
 /// `loadgen [options]`.
 pub async fn run(args: RunArgs) -> anyhow::Result<Report> {
-    let run_id = args.run_id.clone().unwrap_or_else(random_run_id);
     let bar = progress_bar(args.output.quiet);
+    if let Some(function) = &args.runner {
+        let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let region = region(args.region.as_deref(), &config)?;
+        let lambda = lambda_client(None, &region, None, Some(&config), runner::INVOKE_TIMEOUT);
+        let xray = xray_client(
+            args.output.xray_endpoint.as_deref(),
+            &region,
+            None,
+            Some(&config),
+        );
+        let report = run_through_runner(&args, function, &lambda, &xray, &bar).await?;
+        bar.finish_and_clear();
+        emit(&report, &args.output)?;
+        return Ok(report);
+    }
+    let run_id = args.run_id.clone().unwrap_or_else(random_run_id);
     let model = args.model();
     let connections = match &model {
         LoadModel::Closed { concurrency } => *concurrency,
@@ -390,17 +439,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Report> {
         &outcome.stats,
     );
     if !args.no_inspect && !outcome.interrupted {
-        let config = InspectConfig {
-            run_id: Some(run_id.clone()),
-            start: outcome.started - Duration::from_secs(5),
-            end: SystemTime::now() + Duration::from_secs(5),
-            expected: outcome.sent.saturating_sub(sink.failed()),
-            wait: args.output.wait,
-            check_limit: args.output.check_limit,
-        };
-        let inspection: Inspection =
-            inspect(&xray, &config, |m| bar.set_message(m.to_owned())).await?;
-        report.inspection = Some(inspection);
+        report.inspection =
+            Some(inspect_run(&xray, &report, outcome.started, &args.output, &bar).await?);
     }
     bar.finish_and_clear();
     if let Some(stack) = stack {

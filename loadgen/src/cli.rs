@@ -42,6 +42,18 @@ fn stages(text: &str) -> Result<Stages, String> {
     parse_stages(text).map(Stages).map_err(|e| e.to_string())
 }
 
+/// Written back in the syntax `--stages` takes.
+impl std::fmt::Display for Stages {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, stage) in self.0.iter().enumerate() {
+            let separator = if i == 0 { "" } else { "," };
+            let duration = humantime::format_duration(stage.duration.unwrap_or_default());
+            write!(f, "{separator}{}/s:{duration}", stage.rate)?;
+        }
+        Ok(())
+    }
+}
+
 /// Drive concurrent orders through VPC Lattice (or the local stack), then inspect X-Ray.
 #[derive(Debug, Parser)]
 #[command(name = "loadgen", version, args_conflicts_with_subcommands = true)]
@@ -103,8 +115,13 @@ pub struct RunArgs {
     #[arg(long, conflicts_with = "url")]
     pub local: bool,
     /// The order service's Lattice URL (orders are POSTed to <URL>/orders).
-    #[arg(long, required_unless_present_any = ["local", "lambda"], conflicts_with = "lambda")]
+    #[arg(long, required_unless_present_any = ["local", "lambda", "runner"], conflicts_with = "lambda")]
     pub url: Option<String>,
+    /// Run the load from this Lambda function: loadgen itself deployed in the stack's VPC
+    /// (`loadgen-runner`, infra/aws), which drives the order service through Lattice and returns
+    /// its report; X-Ray is then inspected from here. AWS only.
+    #[arg(long, value_name = "FUNCTION", conflicts_with_all = ["local", "url", "lambda"])]
+    pub runner: Option<String>,
     /// Invoke this Lambda function directly (aws-sdk-lambda) with Lattice-V2-shaped events,
     /// instead of going through Lattice; with --local, the local stack's function.
     #[arg(long, value_name = "FUNCTION")]
@@ -201,6 +218,52 @@ impl RunArgs {
                 concurrency: self.concurrency.unwrap_or(8).max(1),
             }
         }
+    }
+
+    /// The options a runner (`--runner`) needs to run this same load: the load model and its
+    /// bounds, the run's identity and timeouts, and `--no-inspect` (X-Ray is inspected by the
+    /// caller). Target, region, inspection and output files stay here.
+    pub fn forwarded(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        let mut flag = |name: &str, value: String| {
+            args.push(format!("--{name}"));
+            args.push(value);
+        };
+        if let Some(rate) = self.rate {
+            flag("rate", rate.to_string());
+        }
+        if let Some(stages) = &self.stages {
+            flag("stages", stages.to_string());
+        }
+        if let Some(concurrency) = self.concurrency {
+            flag("concurrency", concurrency.to_string());
+        }
+        if let Some(orders) = self.orders {
+            flag("orders", orders.to_string());
+        }
+        if let Some(duration) = self.duration {
+            flag("duration", humantime::format_duration(duration).to_string());
+        }
+        flag(
+            "warmup",
+            humantime::format_duration(self.warmup).to_string(),
+        );
+        flag("max-inflight", self.max_inflight.to_string());
+        flag("seed", self.seed.to_string());
+        if let Some(run_id) = &self.run_id {
+            flag("run-id", run_id.clone());
+        }
+        flag("scenario", self.scenario.clone());
+        flag(
+            "timeout",
+            humantime::format_duration(self.timeout).to_string(),
+        );
+        if self.unsigned {
+            args.push("--unsigned".to_owned());
+        }
+        // The runner cannot reach the X-Ray API from a VPC without NAT: the caller inspects.
+        args.push("--no-inspect".to_owned());
+        args
     }
 
     /// `--orders`, defaulting to 500 when neither a count, a duration nor stages bound the run.

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use aws_sdk_xray::primitives::DateTime;
 use aws_sdk_xray::Client;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::map::ServiceMap;
@@ -43,7 +43,7 @@ pub struct InspectConfig {
 }
 
 /// A trace missing part of the chain.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Incomplete {
     /// Its id.
     pub trace_id: String,
@@ -52,7 +52,7 @@ pub struct Incomplete {
 }
 
 /// Errors seen in one service's segments.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ServiceOutcomes {
     /// Segments.
     pub segments: u64,
@@ -65,7 +65,7 @@ pub struct ServiceOutcomes {
 }
 
 /// The inspection's findings.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Inspection {
     /// Traces with the run's annotation.
     pub traces_found: u64,

@@ -13,6 +13,7 @@
 //! - [`inspect`]: trace completeness and the service graph from X-Ray.
 //! - [`map`]: the service map as a table, Mermaid or DOT.
 //! - [`report`]: the human and JSON reports.
+//! - [`runner`]: loadgen as a Lambda in the stack's VPC (`--runner`), both ends.
 
 pub mod app;
 pub mod cli;
@@ -21,6 +22,7 @@ pub mod inspect;
 pub mod map;
 pub mod orders;
 pub mod report;
+pub mod runner;
 pub mod schedule;
 pub mod segments;
 pub mod stats;

@@ -2,10 +2,10 @@
 //! latency, printed as a table or written as Mermaid or Graphviz DOT.
 
 use aws_sdk_xray::types::{HistogramEntry, Service};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Counts and latency of a node or an edge.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Traffic {
     /// Requests.
     pub requests: i64,
@@ -39,7 +39,7 @@ impl Traffic {
 }
 
 /// A node.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Node {
     /// Name (`client` for the client node).
     pub name: String,
@@ -50,7 +50,7 @@ pub struct Node {
 }
 
 /// An edge.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Edge {
     /// Caller.
     pub from: String,
@@ -61,7 +61,7 @@ pub struct Edge {
 }
 
 /// The map.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ServiceMap {
     /// Nodes.
     pub nodes: Vec<Node>,

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::inspect::Inspection;
 use crate::stats::{percentiles, ErrorKind, Percentiles, RunStats, SecondStats};
@@ -14,7 +14,7 @@ use crate::stats::{percentiles, ErrorKind, Percentiles, RunStats, SecondStats};
 pub const SCHEMA: &str = "loadgen-report/1";
 
 /// Request counts.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Requests {
     /// Sent in all (warm-up included).
     pub sent: u64,
@@ -33,7 +33,7 @@ pub struct Requests {
 }
 
 /// One error class.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ErrorCount {
     /// Taxonomy class.
     pub kind: ErrorKind,
@@ -44,7 +44,7 @@ pub struct ErrorCount {
 }
 
 /// Corrected and uncorrected latency.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Latency {
     /// From the intended start.
     pub corrected: Percentiles,
@@ -53,7 +53,7 @@ pub struct Latency {
 }
 
 /// One Lattice service's access-log lines in a local run.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ServiceLog {
     /// Lines.
     pub requests: u64,
@@ -62,7 +62,7 @@ pub struct ServiceLog {
 }
 
 /// Local runs: the stack's own records against loadgen's counts.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct LocalCheck {
     /// Access-log lines per service.
     pub access_log: BTreeMap<String, ServiceLog>,
@@ -77,10 +77,10 @@ pub struct LocalCheck {
 }
 
 /// The whole report.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Report {
     /// [`SCHEMA`].
-    pub schema: &'static str,
+    pub schema: String,
     /// `annotation.run_id`.
     pub run_id: String,
     /// `annotation.scenario`.
@@ -160,7 +160,7 @@ impl Report {
         let failed = stats.failures();
         let measured = stats.requests();
         Self {
-            schema: SCHEMA,
+            schema: SCHEMA.to_owned(),
             run_id: facts.run_id,
             scenario: facts.scenario,
             target: facts.target,

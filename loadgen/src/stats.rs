@@ -9,13 +9,13 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Highest latency recorded exactly (longer ones saturate at it): 10 minutes.
 pub const MAX_LATENCY_US: u64 = 600_000_000;
 
 /// Why a request failed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
     /// No connection (refused, unreachable, DNS).
@@ -67,7 +67,7 @@ pub struct Sample {
 }
 
 /// One second of the run.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SecondStats {
     /// Seconds since the start of measurement.
     pub second: u64,
@@ -80,7 +80,7 @@ pub struct SecondStats {
 }
 
 /// Percentiles of a histogram, in milliseconds.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Percentiles {
     /// Samples.
     pub count: u64,

@@ -34,6 +34,8 @@ use crate::xray::store::TraceStore;
 pub const SERVICES: [&str; 3] = ["order", "payment", "inventory"];
 /// The role loadgen signs as.
 pub const LOADGEN_ROLE: &str = "loadgen";
+/// The function loadgen runs as inside the stack (`loadgen --runner`; infra/aws deploys the same).
+pub const RUNNER_FUNCTION: &str = "loadgen-runner";
 /// The service network's name.
 pub const NETWORK_NAME: &str = "orders-network";
 
@@ -76,6 +78,10 @@ pub struct StackConfig {
     /// Run `cargo build` for the service binaries first (commands), rather than only when they
     /// are missing (tests, where `cargo test` has built them).
     pub rebuild_binaries: bool,
+    /// Also host this `loadgen-runner` binary as the function [`RUNNER_FUNCTION`], as the AWS
+    /// stack does: invoked through the Invoke API, running as the loadgen role, told order's URL,
+    /// tracing to the daemon. Not behind Lattice (it is a caller, not a service).
+    pub runner_binary: Option<PathBuf>,
 }
 
 impl StackConfig {
@@ -101,6 +107,7 @@ impl StackConfig {
             order_timeout: Duration::from_secs(10),
             downstream_timeout: Duration::from_secs(3),
             rebuild_binaries: false,
+            runner_binary: None,
         }
     }
 
@@ -427,6 +434,7 @@ impl LocalStack {
                 .unwrap_or_default()
         };
 
+        let order_url = url_of("order");
         let rebuild = config.rebuild_binaries;
         let binaries = tokio::task::spawn_blocking(move || {
             if rebuild {
@@ -503,6 +511,29 @@ impl LocalStack {
             );
         }
 
+        if let Some(binary) = &config.runner_binary {
+            let key = credentials
+                .key_of(&topology.role_arn(LOADGEN_ROLE))
+                .cloned()
+                .ok_or_else(|| StackError::State("no key for loadgen".into()))?;
+            let runner = Function::new(FunctionConfig {
+                name: RUNNER_FUNCTION.to_owned(),
+                binary: binary.clone(),
+                env: vec![
+                    ("AWS_ACCESS_KEY_ID".to_owned(), key.access_key_id),
+                    ("AWS_SECRET_ACCESS_KEY".to_owned(), key.secret_access_key),
+                    ("ORDER_SERVICE_URL".to_owned(), order_url.clone()),
+                ],
+                memory_mb: 1024,
+                timeout: Duration::from_secs(900),
+                concurrency: 2,
+                region: config.region.clone(),
+                account_id: config.account_id.clone(),
+                xray_daemon: Some(daemon.addr.to_string()),
+                show_logs: config.show_logs,
+            });
+            functions.insert(RUNNER_FUNCTION.to_owned(), Arc::new(runner));
+        }
         let invoke_api = InvokeApi::start(
             SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             functions.clone(),

@@ -1,0 +1,524 @@
+//! The rules the linters miss. Each returns the problems it finds (empty = holds), naming the
+//! resource, so that a failing test says what to fix.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::template::{reference, sub_text, Template};
+
+/// X-Ray's write and read actions: X-Ray has no resource-level permissions for them, so `*` is
+/// the only resource they take.
+pub const XRAY_ACTIONS: &[&str] = &[
+    "xray:PutTraceSegments",
+    "xray:PutTelemetryRecords",
+    "xray:GetTraceSummaries",
+    "xray:BatchGetTraces",
+    "xray:GetServiceGraph",
+];
+
+/// What Lambda needs to attach a function to a VPC (Lambda guide, "execution role and user
+/// permissions" for VPC access); EC2 has no resource-level permissions for these.
+pub const VPC_ATTACH_ACTIONS: &[&str] = &[
+    "ec2:CreateNetworkInterface",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeSubnets",
+    "ec2:DeleteNetworkInterface",
+    "ec2:AssignPrivateIpAddresses",
+    "ec2:UnassignPrivateIpAddresses",
+];
+
+/// A CloudWatch metric family: namespace, the exact dimension set it is published with, names.
+pub struct MetricFamily {
+    /// The namespace.
+    pub namespace: &'static str,
+    /// The dimension names, as published together.
+    pub dimensions: &'static [&'static str],
+    /// The metric names.
+    pub names: &'static [&'static str],
+    /// The resource type a dimension value refers to.
+    pub resource_type: &'static str,
+}
+
+/// Lattice's request metrics, published per service and per target group alike.
+const LATTICE_METRICS: &[&str] = &[
+    "TotalRequestCount",
+    "RequestTime",
+    "RequestTimeoutCount",
+    "HTTPCode_2XX_Count",
+    "HTTPCode_4XX_Count",
+    "HTTPCode_5XX_Count",
+];
+
+/// The metrics the dashboard may use. Lattice's come from the VPC Lattice guide's "CloudWatch
+/// metrics" page (`AWS/VpcLattice`; not ALB's `RequestCount`/`TargetResponseTime`); Lambda's from
+/// the Lambda guide's "function metrics".
+pub const METRIC_FAMILIES: &[MetricFamily] = &[
+    MetricFamily {
+        namespace: "AWS/VpcLattice",
+        dimensions: &["AvailabilityZone", "Service"],
+        names: LATTICE_METRICS,
+        resource_type: "AWS::VpcLattice::Service",
+    },
+    MetricFamily {
+        namespace: "AWS/VpcLattice",
+        dimensions: &["AvailabilityZone", "TargetGroup"],
+        names: LATTICE_METRICS,
+        resource_type: "AWS::VpcLattice::TargetGroup",
+    },
+    MetricFamily {
+        namespace: "AWS/Lambda",
+        dimensions: &["FunctionName"],
+        names: &[
+            "Invocations",
+            "Errors",
+            "Throttles",
+            "Duration",
+            "ConcurrentExecutions",
+        ],
+        resource_type: "AWS::Serverless::Function",
+    },
+];
+
+const FUNCTION: &str = "AWS::Serverless::Function";
+
+/// Strings or lists of strings, as IAM and CloudFormation allow both.
+fn strings(value: &Value) -> Vec<&Value> {
+    match value {
+        Value::Array(items) => items.iter().collect(),
+        Value::Null => Vec::new(),
+        other => vec![other],
+    }
+}
+
+fn is_type(template: &Template, id: &str, kind: &str) -> bool {
+    template.resource(id).is_some_and(|r| r["Type"] == kind)
+}
+
+/// LAMBDA target groups: only `LambdaEventStructureVersion: V2` in `Config` (no port, protocol,
+/// VPC or health check), functions of this template as targets (no port), and for each target an
+/// explicit `AWS::Lambda::Permission` for `vpc-lattice.amazonaws.com` scoped to the target group.
+pub fn lambda_target_groups(template: &Template) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (id, group) in template.of_type("AWS::VpcLattice::TargetGroup") {
+        let properties = &group["Properties"];
+        if properties["Type"] != "LAMBDA" {
+            continue;
+        }
+        let config = properties["Config"].as_object();
+        let keys: BTreeSet<&str> = config
+            .into_iter()
+            .flatten()
+            .map(|(k, _)| k.as_str())
+            .collect();
+        if keys != BTreeSet::from(["LambdaEventStructureVersion"]) {
+            problems.push(format!(
+                "{id}: a LAMBDA target group's Config takes only LambdaEventStructureVersion, has {keys:?}"
+            ));
+        }
+        if properties["Config"]["LambdaEventStructureVersion"] != "V2" {
+            problems.push(format!(
+                "{id}: LambdaEventStructureVersion must be V2 (V1 has no requestContext)"
+            ));
+        }
+        let targets = strings(&properties["Targets"]);
+        if targets.is_empty() {
+            problems.push(format!("{id}: no targets"));
+        }
+        for target in targets {
+            if target.get("Port").is_some() {
+                problems.push(format!("{id}: a Lambda target takes no Port"));
+            }
+            let function = match reference(&target["Id"]) {
+                Some((function, Some("Arn"))) if is_type(template, function, FUNCTION) => function,
+                _ => {
+                    problems.push(format!(
+                        "{id}: target {} is not a function of this template",
+                        target["Id"]
+                    ));
+                    continue;
+                }
+            };
+            let permitted = template
+                .of_type("AWS::Lambda::Permission")
+                .any(|(_, permission)| {
+                    let p = &permission["Properties"];
+                    p["Action"] == "lambda:InvokeFunction"
+                        && p["Principal"] == "vpc-lattice.amazonaws.com"
+                        && reference(&p["FunctionName"]).map(|(f, _)| f) == Some(function)
+                        && reference(&p["SourceArn"]) == Some((id, Some("Arn")))
+                });
+            if !permitted {
+                problems.push(format!(
+                    "{id}: no AWS::Lambda::Permission lets vpc-lattice.amazonaws.com invoke {function} with SourceArn = this target group"
+                ));
+            }
+        }
+    }
+    problems
+}
+
+/// IAM auth everywhere: the service network and every service use `AWS_IAM`, every service has
+/// an auth policy, and every auth-policy statement allows exactly `vpc-lattice-svcs:Invoke` on
+/// paths of services of this template (`${XService.Arn}/*`).
+pub fn auth_policies(template: &Template) -> Vec<String> {
+    let mut problems = Vec::new();
+    for kind in [
+        "AWS::VpcLattice::ServiceNetwork",
+        "AWS::VpcLattice::Service",
+    ] {
+        for (id, resource) in template.of_type(kind) {
+            if resource["Properties"]["AuthType"] != "AWS_IAM" {
+                problems.push(format!("{id}: AuthType must be AWS_IAM"));
+            }
+        }
+    }
+    let policies: Vec<(&str, &Value)> = template.of_type("AWS::VpcLattice::AuthPolicy").collect();
+    for (service, _) in template.of_type("AWS::VpcLattice::Service") {
+        let has_policy = policies.iter().any(|(_, p)| {
+            reference(&p["Properties"]["ResourceIdentifier"]).map(|(r, _)| r) == Some(service)
+        });
+        if !has_policy {
+            problems.push(format!("{service}: no auth policy"));
+        }
+    }
+    for (id, policy) in policies {
+        for statement in strings(&policy["Properties"]["Policy"]["Statement"]) {
+            let actions = strings(&statement["Action"]);
+            if actions.is_empty() || actions.iter().any(|a| *a != "vpc-lattice-svcs:Invoke") {
+                problems.push(format!(
+                    "{id}: actions {} - only vpc-lattice-svcs:Invoke is allowed",
+                    statement["Action"]
+                ));
+            }
+            if statement["Effect"] != "Allow" {
+                problems.push(format!("{id}: Effect {}", statement["Effect"]));
+            }
+            for resource in strings(&statement["Resource"]) {
+                if service_paths(template, resource).is_none() {
+                    problems.push(format!(
+                        "{id}: resource {resource} is not a service of this template's paths (${{XService.Arn}}/*)"
+                    ));
+                }
+            }
+        }
+    }
+    problems
+}
+
+/// The service a `${XService.Arn}/*` resource names.
+pub fn service_paths<'a>(template: &Template, resource: &'a Value) -> Option<&'a str> {
+    let text = sub_text(resource)?;
+    let id = text.strip_prefix("${")?.strip_suffix(".Arn}/*")?;
+    is_type(template, id, "AWS::VpcLattice::Service").then_some(id)
+}
+
+/// Every function: X-Ray active tracing, `provided.al2023` on arm64, built by cargo-lambda from a
+/// crate in this repository that really has the binary named in `BuildProperties`.
+pub fn functions(template: &Template, template_dir: &Path) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (id, function) in template.of_type(FUNCTION) {
+        let property = |name| template.function_property(id, name);
+        if property("Tracing") != Some(&Value::from("Active")) {
+            problems.push(format!("{id}: Tracing must be Active"));
+        }
+        if property("Runtime") != Some(&Value::from("provided.al2023")) {
+            problems.push(format!("{id}: Runtime must be provided.al2023"));
+        }
+        if property("Architectures") != Some(&serde_json::json!(["arm64"])) {
+            problems.push(format!("{id}: Architectures must be [arm64]"));
+        }
+        if property("Handler") != Some(&Value::from("bootstrap")) {
+            problems.push(format!("{id}: Handler must be bootstrap"));
+        }
+        if function["Metadata"]["BuildMethod"] != "rust-cargolambda" {
+            problems.push(format!(
+                "{id}: Metadata.BuildMethod must be rust-cargolambda"
+            ));
+        }
+        let Some(binary) = function["Metadata"]["BuildProperties"]["Binary"].as_str() else {
+            problems.push(format!("{id}: no Metadata.BuildProperties.Binary"));
+            continue;
+        };
+        let Some(code) = property("CodeUri").and_then(Value::as_str) else {
+            problems.push(format!("{id}: no CodeUri"));
+            continue;
+        };
+        let crate_dir = template_dir.join(code);
+        if !crate_has_binary(&crate_dir, binary) {
+            problems.push(format!(
+                "{id}: {} builds no binary named {binary}",
+                crate_dir.display()
+            ));
+        }
+        if property("Role").is_none() {
+            problems.push(format!("{id}: no explicit least-privilege Role"));
+        }
+    }
+    problems
+}
+
+/// A crate builds `binary` when it is the package's own binary (`src/main.rs`), a
+/// `src/bin/<binary>.rs`, or a `[[bin]]` of that name.
+fn crate_has_binary(crate_dir: &Path, binary: &str) -> bool {
+    let Ok(manifest) = std::fs::read_to_string(crate_dir.join("Cargo.toml")) else {
+        return false;
+    };
+    let package_is_binary = manifest
+        .lines()
+        .any(|line| line.trim() == format!("name = \"{binary}\""))
+        && crate_dir.join("src/main.rs").exists();
+    package_is_binary || crate_dir.join(format!("src/bin/{binary}.rs")).exists()
+}
+
+/// Roles: no managed policies, no wildcard actions, and a bare `*` resource only for X-Ray's
+/// actions (and, on roles of functions attached to a VPC, the VPC-attach actions). Other
+/// wildcards may only end a scoped ARN: a log group's streams or a Lattice service's paths.
+pub fn least_privilege(template: &Template) -> Vec<String> {
+    let mut problems = Vec::new();
+    let vpc_roles: BTreeSet<&str> = template
+        .of_type(FUNCTION)
+        .filter(|(id, _)| template.function_property(id, "VpcConfig").is_some())
+        .filter_map(|(id, _)| reference(template.function_property(id, "Role")?))
+        .map(|(role, _)| role)
+        .collect();
+    for (id, role) in template.of_type("AWS::IAM::Role") {
+        let properties = &role["Properties"];
+        if properties.get("ManagedPolicyArns").is_some() {
+            problems.push(format!("{id}: managed policies are broader than needed"));
+        }
+        let mut allowed_star: BTreeSet<&str> = XRAY_ACTIONS.iter().copied().collect();
+        if vpc_roles.contains(id) {
+            allowed_star.extend(VPC_ATTACH_ACTIONS);
+        }
+        for policy in strings(&properties["Policies"]) {
+            for statement in strings(&policy["PolicyDocument"]["Statement"]) {
+                let actions: Vec<&str> = strings(&statement["Action"])
+                    .into_iter()
+                    .filter_map(Value::as_str)
+                    .collect();
+                for action in &actions {
+                    if action.contains('*') {
+                        problems.push(format!("{id}: wildcard action {action}"));
+                    }
+                }
+                for resource in strings(&statement["Resource"]) {
+                    if resource == "*" {
+                        for action in &actions {
+                            if !allowed_star.contains(action) {
+                                problems.push(format!("{id}: {action} on every resource (*)"));
+                            }
+                        }
+                    } else if let Some(text) = sub_text(resource) {
+                        let scoped = text.ends_with(":log-stream:*")
+                            || service_paths(template, resource).is_some();
+                        if text.contains('*') && !scoped {
+                            problems.push(format!("{id}: wildcard resource {text}"));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    problems
+}
+
+/// One metric a dashboard shows: namespace, name, and dimension name → value (a `${…}` reference).
+#[derive(Clone, Debug, PartialEq)]
+pub struct DashboardMetric {
+    /// The namespace.
+    pub namespace: String,
+    /// The metric name.
+    pub name: String,
+    /// Dimension names in the order given, with the value (or search term) each is matched on.
+    pub dimensions: Vec<(String, String)>,
+}
+
+/// Every metric the dashboards show, from plain metric rows and from `SEARCH('{ns,dims…}
+/// MetricName="…" "<value>"', …)` expressions.
+pub fn dashboard_metrics(template: &Template) -> Result<Vec<DashboardMetric>, String> {
+    let mut metrics = Vec::new();
+    for (id, dashboard) in template.of_type("AWS::CloudWatch::Dashboard") {
+        let body = sub_text(&dashboard["Properties"]["DashboardBody"])
+            .ok_or_else(|| format!("{id}: DashboardBody is not a string or !Sub"))?;
+        let body: Value =
+            serde_json::from_str(body).map_err(|e| format!("{id}: body is not JSON: {e}"))?;
+        for widget in strings(&body["widgets"]) {
+            for row in strings(&widget["properties"]["metrics"]) {
+                let items = row.as_array().ok_or_else(|| format!("{id}: row {row}"))?;
+                if let Some(expression) = items
+                    .first()
+                    .and_then(|first| first.get("expression"))
+                    .and_then(Value::as_str)
+                {
+                    metrics.extend(searched_metrics(expression)?);
+                    continue;
+                }
+                let strings: Vec<&str> = items.iter().filter_map(Value::as_str).collect();
+                let [namespace, name, pairs @ ..] = strings.as_slice() else {
+                    return Err(format!("{id}: metric row {row} has no namespace and name"));
+                };
+                if pairs.len() % 2 != 0 {
+                    return Err(format!("{id}: metric row {row} has an odd dimension list"));
+                }
+                metrics.push(DashboardMetric {
+                    namespace: namespace.to_string(),
+                    name: name.to_string(),
+                    dimensions: pairs
+                        .chunks(2)
+                        .map(|pair| (pair[0].to_owned(), pair[1].to_owned()))
+                        .collect(),
+                });
+            }
+        }
+    }
+    Ok(metrics)
+}
+
+/// The metrics one expression searches for. Each `SEARCH` must name its schema (`{ns,dims}`), a
+/// `MetricName="…"` and one quoted term that picks the resource; the term is recorded as the value
+/// of the schema's last dimension.
+fn searched_metrics(expression: &str) -> Result<Vec<DashboardMetric>, String> {
+    let mut found = Vec::new();
+    for (start, marker) in expression.match_indices("SEARCH('") {
+        let query = expression[start + marker.len()..]
+            .split_once('\'')
+            .map(|(query, _)| query)
+            .ok_or_else(|| format!("unterminated SEARCH in {expression}"))?;
+        let schema = query
+            .strip_prefix('{')
+            .and_then(|q| q.split_once('}'))
+            .map(|(schema, _)| schema)
+            .ok_or_else(|| format!("SEARCH without a {{namespace,dimensions}} schema: {query}"))?;
+        let mut parts = schema.split(',');
+        let namespace = parts.next().unwrap_or_default().to_owned();
+        let dimension_names: Vec<&str> = parts.collect();
+        let name = query
+            .split_once("MetricName=\"")
+            .and_then(|(_, rest)| rest.split_once('"'))
+            .map(|(name, _)| name.to_owned())
+            .ok_or_else(|| format!("SEARCH without MetricName=\"…\": {query}"))?;
+        let term = query
+            .rsplit_once("\" \"")
+            .and_then(|(_, rest)| rest.strip_suffix('"'))
+            .ok_or_else(|| format!("SEARCH without a quoted resource term: {query}"))?;
+        let last = dimension_names.last().copied().unwrap_or_default();
+        found.push(DashboardMetric {
+            namespace,
+            name,
+            dimensions: dimension_names
+                .iter()
+                .map(|d| {
+                    let value = if *d == last { term } else { "*" };
+                    (d.to_string(), value.to_owned())
+                })
+                .collect(),
+        });
+    }
+    if found.is_empty() {
+        return Err(format!("expression without SEARCH: {expression}"));
+    }
+    Ok(found)
+}
+
+/// Every dashboard metric is a real one, with exactly the dimensions it is published with, and
+/// each dimension value refers to a resource of the right type in this template (`${X}` for a
+/// function's name, `${X.Id}` for a Lattice service or target group).
+pub fn dashboard(template: &Template) -> Vec<String> {
+    let metrics = match dashboard_metrics(template) {
+        Ok(metrics) => metrics,
+        Err(problem) => return vec![problem],
+    };
+    if metrics.is_empty() {
+        return vec!["no dashboard metrics".to_owned()];
+    }
+    let mut problems = Vec::new();
+    for metric in metrics {
+        let names: BTreeSet<&str> = metric.dimensions.iter().map(|(d, _)| d.as_str()).collect();
+        let family = METRIC_FAMILIES.iter().find(|f| {
+            f.namespace == metric.namespace
+                && f.names.contains(&metric.name.as_str())
+                && f.dimensions.iter().copied().collect::<BTreeSet<_>>() == names
+        });
+        let Some(family) = family else {
+            problems.push(format!(
+                "{}/{} with dimensions {names:?} is not a published metric",
+                metric.namespace, metric.name
+            ));
+            continue;
+        };
+        let resource_dimension = family.dimensions.last().copied().unwrap_or_default();
+        let value = metric
+            .dimensions
+            .iter()
+            .find(|(d, _)| d == resource_dimension)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or_default();
+        let id = value
+            .strip_prefix("${")
+            .and_then(|v| v.strip_suffix('}'))
+            .map(|v| v.strip_suffix(".Id").unwrap_or(v));
+        if !id.is_some_and(|id| is_type(template, id, family.resource_type)) {
+            problems.push(format!(
+                "{}/{}: {resource_dimension} = {value} is not a {} of this template",
+                metric.namespace, metric.name, family.resource_type
+            ));
+        }
+    }
+    problems
+}
+
+/// Logs: the service network's access log goes to a `/aws/vendedlogs/` log group of this template,
+/// and every log group has a retention.
+pub fn access_logs(template: &Template) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (id, group) in template.of_type("AWS::Logs::LogGroup") {
+        if group["Properties"].get("RetentionInDays").is_none() {
+            problems.push(format!("{id}: no RetentionInDays"));
+        }
+    }
+    let networks: Vec<&str> = template
+        .of_type("AWS::VpcLattice::ServiceNetwork")
+        .map(|(id, _)| id)
+        .collect();
+    for network in networks {
+        let subscription = template
+            .of_type("AWS::VpcLattice::AccessLogSubscription")
+            .find(|(_, s)| {
+                reference(&s["Properties"]["ResourceIdentifier"]).map(|(r, _)| r) == Some(network)
+            });
+        let Some((id, subscription)) = subscription else {
+            problems.push(format!("{network}: no access-log subscription"));
+            continue;
+        };
+        let destination = sub_text(&subscription["Properties"]["DestinationArn"]).unwrap_or("");
+        let group = destination
+            .rsplit_once(":log-group:${")
+            .and_then(|(_, rest)| rest.strip_suffix('}'));
+        let name = group.and_then(|g| template.resource(g)).and_then(|g| {
+            g["Properties"]["LogGroupName"]
+                .as_str()
+                .or_else(|| sub_text(&g["Properties"]["LogGroupName"]))
+        });
+        if !name.is_some_and(|n| n.starts_with("/aws/vendedlogs/")) {
+            problems.push(format!(
+                "{id}: destination {destination} is not a /aws/vendedlogs/ log group of this template"
+            ));
+        }
+    }
+    problems
+}
+
+/// Every rule over one template.
+pub fn all(template: &Template, template_dir: &Path) -> Vec<String> {
+    [
+        lambda_target_groups(template),
+        auth_policies(template),
+        functions(template, template_dir),
+        least_privilege(template),
+        dashboard(template),
+        access_logs(template),
+    ]
+    .concat()
+}
