@@ -11,17 +11,22 @@
 //! trace at every hop. [`run`] drives `lambda_runtime` directly with lambda_http's own event
 //! decoding and leaves the header alone; Lambda's trace id still reaches the policy through
 //! `Context.xray_trace_id`.
+//!
+//! Also not `lambda_http`'s own event-to-request conversion alone: it panics on a body marked
+//! base64 that does not decode (`Body::from_maybe_encoded` in aws_lambda_events 1.2). [`run`]
+//! checks that first and answers such a request 400 `invalid_base64`, traced like any bad input.
 
 use std::future::Future;
 use std::sync::Arc;
 
-use http::HeaderValue;
+use base64::Engine as _;
+use http::{HeaderValue, StatusCode};
 use lambda_http::aws_lambda_events::vpc_lattice::VpcLatticeResponse;
 use lambda_http::request::LambdaRequest;
 use lambda_http::{service_fn, Body, LambdaEvent, Request, RequestExt, Response};
 use opentelemetry::context::FutureExt as _;
 
-use crate::api::body_bytes;
+use crate::api::{body_bytes, ApiError};
 use crate::header::TRACE_HEADER;
 use crate::invocation::{ErrorCause, Invocation, RequestInfo};
 use crate::telemetry::Telemetry;
@@ -81,6 +86,44 @@ pub fn lattice_response(response: Response<Body>) -> VpcLatticeResponse {
     answer
 }
 
+/// Lattice's event as a request, or the request (body dropped) with the refusal to answer it when
+/// its body is marked base64 but does not decode.
+pub fn into_request(payload: LambdaRequest) -> (Request, Option<ApiError>) {
+    match payload {
+        LambdaRequest::VpcLatticeV2(mut event) => {
+            let undecodable = event.is_base64_encoded
+                && event.body.as_deref().is_some_and(|body| {
+                    base64::engine::general_purpose::STANDARD
+                        .decode(body)
+                        .is_err()
+                });
+            if !undecodable {
+                return (LambdaRequest::VpcLatticeV2(event).into(), None);
+            }
+            event.body = None;
+            event.is_base64_encoded = false;
+            let refusal = ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_base64",
+                "the body is marked base64-encoded but is not valid base64",
+            );
+            (LambdaRequest::VpcLatticeV2(event).into(), Some(refusal))
+        }
+        #[allow(unreachable_patterns)]
+        other => (other.into(), None),
+    }
+}
+
+/// Answers every request with one error (a request refused before its endpoint sees it).
+struct Refuse(ApiError);
+
+impl Endpoint for Refuse {
+    fn handle(&self, _request: Request) -> impl Future<Output = Response<Body>> + Send {
+        let response = self.0.clone().into_response();
+        async move { response }
+    }
+}
+
 /// Serves `endpoint` on the Lambda Runtime API until the runtime stops.
 pub async fn run<E: Endpoint>(telemetry: Telemetry, endpoint: E) -> Result<(), lambda_http::Error> {
     let endpoint = Arc::new(endpoint);
@@ -91,9 +134,12 @@ pub async fn run<E: Endpoint>(telemetry: Telemetry, endpoint: E) -> Result<(), l
             let endpoint = Arc::clone(&endpoint);
             async move {
                 let LambdaEvent { payload, context } = event;
-                let request: Request = payload.into();
+                let (request, refusal) = into_request(payload);
                 let request = request.with_lambda_context(context);
-                let response = handle_traced(&telemetry, endpoint.as_ref(), request).await;
+                let response = match refusal {
+                    None => handle_traced(&telemetry, endpoint.as_ref(), request).await,
+                    Some(refusal) => handle_traced(&telemetry, &Refuse(refusal), request).await,
+                };
                 Ok::<_, std::convert::Infallible>(lattice_response(response))
             }
         }))

@@ -84,3 +84,27 @@ async fn roles_anywhere_event_is_served() {
     assert_eq!(echo["body_len"], 129);
     assert_eq!(segment["http"]["response"]["status"], 200);
 }
+
+#[test]
+fn a_body_marked_base64_that_does_not_decode_is_refused_not_a_panic() {
+    let fixture = include_str!("fixtures/example-vpc-lattice-v2-request-base64.json");
+    let good: lattice_xray::lambda_http::request::LambdaRequest =
+        serde_json::from_str(fixture).unwrap();
+    let (request, refusal) = lattice_xray::serve::into_request(good);
+    assert_eq!(refusal, None);
+    assert!(matches!(request.body(), Body::Binary(bytes) if !bytes.is_empty()));
+
+    let mut event: Value = serde_json::from_str(fixture).unwrap();
+    event["body"] = json!("%%% not base64 %%%");
+    let bad = serde_json::from_value(event).unwrap();
+    let (request, refusal) = lattice_xray::serve::into_request(bad);
+    let refusal = refusal.expect("refused");
+    assert_eq!(refusal.status, http::StatusCode::BAD_REQUEST);
+    assert_eq!(refusal.code, "invalid_base64");
+    assert_eq!(
+        refusal.message,
+        "the body is marked base64-encoded but is not valid base64"
+    );
+    assert_eq!(body_bytes(request.body()), b"");
+    assert_eq!(request.uri().path(), "/api/files/upload");
+}

@@ -9,7 +9,7 @@ use lattice_xray::testing::fresh_root;
 use local_stack::lattice::access_log::AccessLogEntry;
 use local_stack::stack::{function_role, StackState, LOADGEN_ROLE};
 use serde_json::{json, Value};
-use support::{access_log, order, request, send, send_segment, start};
+use support::{access_log, order, request, send, send_segment, start, wait_for_segments};
 
 const ACCESS_LOG_KEYS: [&str; 35] = [
     "serviceNetworkArn",
@@ -54,30 +54,6 @@ fn epoch() -> f64 {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs_f64()
-}
-
-async fn wait_for_segments(
-    stack: &local_stack::stack::LocalStack,
-    trace_id: &str,
-    names: &[&str],
-) -> Vec<local_stack::xray::store::Entity> {
-    for _ in 0..100 {
-        if let Some(entities) = stack.store.entities(trace_id) {
-            let has = |name: &str| {
-                entities
-                    .iter()
-                    .any(|e| e.is_segment && e.fields["name"] == name)
-            };
-            if names.iter().all(|n| has(n)) {
-                return entities;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!(
-        "trace {trace_id} never held {names:?}: {:?}",
-        stack.store.entities(trace_id)
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

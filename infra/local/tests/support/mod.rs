@@ -5,7 +5,7 @@
 use std::net::UdpSocket;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use aws_credential_types::Credentials;
 use aws_smithy_runtime_api::client::identity::Identity;
@@ -111,4 +111,29 @@ pub fn access_log(stack: &LocalStack) -> Vec<Value> {
         .lines()
         .map(|line| serde_json::from_str(line).unwrap())
         .collect()
+}
+
+/// Waits (up to 5 s) until `trace_id` holds a segment named after each of `names`.
+pub async fn wait_for_segments(
+    stack: &local_stack::stack::LocalStack,
+    trace_id: &str,
+    names: &[&str],
+) -> Vec<local_stack::xray::store::Entity> {
+    for _ in 0..100 {
+        if let Some(entities) = stack.store.entities(trace_id) {
+            let has = |name: &str| {
+                entities
+                    .iter()
+                    .any(|e| e.is_segment && e.fields["name"] == name)
+            };
+            if names.iter().all(|n| has(n)) {
+                return entities;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "trace {trace_id} never held {names:?}: {:?}",
+        stack.store.entities(trace_id)
+    );
 }
