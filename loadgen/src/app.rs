@@ -278,6 +278,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Report> {
             config = config.without_simulation();
         }
         config.rebuild_binaries = !args.no_build;
+        config.raw_documents = args.raw_documents;
         config.concurrency = connections.max(8) + 8;
         let stack = LocalStack::start(config).await?;
         let key = stack

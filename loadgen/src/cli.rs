@@ -172,6 +172,10 @@ pub struct RunArgs {
     /// `requires = "local"` would be satisfied by the flag's default.)
     #[arg(long, conflicts_with = "url")]
     pub no_simulation: bool,
+    /// --local: also write every segment document the local X-Ray daemon accepts, as received,
+    /// to `xray-documents.ndjson` beside the access log.
+    #[arg(long, conflicts_with = "url")]
+    pub raw_documents: bool,
     /// --local: use the service binaries as they are instead of running `cargo build` first
     /// (tests, where `cargo test` has just built them).
     #[arg(long, hide = true, conflicts_with = "url")]

@@ -6,6 +6,9 @@ use loadgen::cli::Cli;
 use serde_json::Value;
 
 const SCHEMA: &str = include_str!("../report.schema.json");
+/// AWS's X-Ray segment document schema v1.0.0 (provenance: shared/tests/fixtures/README.md).
+const SEGMENT_SCHEMA: &str =
+    include_str!("../../shared/tests/fixtures/xray-segmentdocument-schema-v1.0.0.json");
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_local_run_has_complete_traces_and_agrees_with_the_access_log() {
@@ -30,6 +33,7 @@ async fn a_local_run_has_complete_traces_and_agrees_with_the_access_log() {
         json.to_str().unwrap(),
         "--map-file",
         map.to_str().unwrap(),
+        "--raw-documents",
     ])
     .unwrap();
     let report = loadgen::app::run(cli.run).await.expect("the run completes");
@@ -84,6 +88,40 @@ async fn a_local_run_has_complete_traces_and_agrees_with_the_access_log() {
         mermaid.starts_with("graph LR\n") && mermaid.contains("loadgen -->"),
         "{mermaid}"
     );
+
+    // Every document the run produced - loadgen's, the three services', the Lambda facade's - as
+    // the daemon received it, against AWS's segment document schema.
+    let raw = std::env::temp_dir().join("loadgen-e2e-run/xray-documents.ndjson");
+    let segment_schema: Value = serde_json::from_str(SEGMENT_SCHEMA).unwrap();
+    let segment_validator = jsonschema::draft4::new(&segment_schema).unwrap();
+    let mut by_origin = std::collections::BTreeMap::<String, u64>::new();
+    let text = std::fs::read_to_string(&raw).unwrap();
+    for line in text.lines() {
+        let document: Value = serde_json::from_str(line).unwrap();
+        let errors: Vec<String> = segment_validator
+            .iter_errors(&document)
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect();
+        assert!(errors.is_empty(), "{errors:#?}\n{document}");
+        let origin = format!(
+            "{} {}",
+            document["name"].as_str().unwrap_or("?"),
+            document["origin"].as_str().unwrap_or("-")
+        );
+        *by_origin.entry(origin).or_default() += 1;
+    }
+    for (kind, at_least) in [
+        ("loadgen -", 300),
+        ("order AWS::Lambda::Function", 300),
+        ("inventory AWS::Lambda::Function", 300),
+        ("payment AWS::Lambda::Function", 290),
+        ("order AWS::Lambda", 1),
+    ] {
+        assert!(
+            by_origin.get(kind).is_some_and(|n| *n >= at_least),
+            "{kind}: {by_origin:?}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
