@@ -279,6 +279,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Report> {
         }
         config.rebuild_binaries = !args.no_build;
         config.raw_documents = args.raw_documents;
+        config.trace_capacity = args.trace_capacity;
         config.concurrency = connections.max(8) + 8;
         let stack = LocalStack::start(config).await?;
         let key = stack

@@ -172,6 +172,10 @@ pub struct RunArgs {
     /// `requires = "local"` would be satisfied by the flag's default.)
     #[arg(long, conflicts_with = "url")]
     pub no_simulation: bool,
+    /// --local: traces the local X-Ray store keeps; past it the oldest are evicted, counted and
+    /// reported as evicted rather than incomplete.
+    #[arg(long, default_value_t = 100_000, conflicts_with = "url")]
+    pub trace_capacity: usize,
     /// --local: also write every segment document the local X-Ray daemon accepts, as received,
     /// to `xray-documents.ndjson` beside the access log.
     #[arg(long, conflicts_with = "url")]

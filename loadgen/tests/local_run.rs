@@ -159,3 +159,47 @@ async fn invoking_the_order_function_directly_keeps_the_trace_whole() {
     assert!(!local.access_log.contains_key("order"));
     assert_eq!(local.access_log["payment"].requests, 60);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traces_evicted_by_a_full_store_are_reported_as_evicted() {
+    let cli = Cli::try_parse_from([
+        "loadgen",
+        "--local",
+        "--no-build",
+        "--quiet",
+        "--no-simulation",
+        "--orders",
+        "200",
+        "--concurrency",
+        "4",
+        "--trace-capacity",
+        "50",
+        "--run-id",
+        "e2e-evicted",
+        "--wait",
+        "5s",
+    ])
+    .unwrap();
+    let report = loadgen::app::run(cli.run).await.expect("the run completes");
+    let inspection = report.inspection.as_ref().unwrap();
+    let local = report.local.as_ref().unwrap();
+    // 200 orders' traces (and the facade's) through a store of 50: most are evicted whole...
+    assert!(local.evicted_traces >= 150, "{local:?}");
+    assert!(inspection.traces_found <= 50, "{inspection:?}");
+    // ...and none of what is left is called incomplete; the report says why traces are missing.
+    assert!(
+        inspection.incomplete.is_empty(),
+        "{:?}",
+        inspection.incomplete
+    );
+    assert_eq!(inspection.complete_percent, 100.0);
+    assert!(local.agrees, "{:?}", local.disagreements);
+    let text = report.render();
+    assert!(
+        text.contains(&format!(
+            "the local X-Ray store evicted {} traces (capacity reached): missing traces may be evicted, not incomplete",
+            local.evicted_traces
+        )),
+        "{text}"
+    );
+}
