@@ -18,6 +18,7 @@
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Once};
 
@@ -182,7 +183,9 @@ impl<S: DaemonSink> SegmentExporter<S> {
         {
             return false;
         }
-        let documents = self.nesting_translator.translate_spans(batch);
+        let Some(documents) = self.translate(&self.nesting_translator, batch) else {
+            return true;
+        };
         let [document] = documents.as_slice() else {
             return false;
         };
@@ -198,7 +201,9 @@ impl<S: DaemonSink> SegmentExporter<S> {
     }
 
     fn export_one(&self, span: &SpanData, buf: &mut Vec<u8>) {
-        let documents = self.translator.translate_spans(std::slice::from_ref(span));
+        let Some(documents) = self.translate(&self.translator, std::slice::from_ref(span)) else {
+            return;
+        };
         let Some(document) = documents.into_iter().next() else {
             ExportStats::bump(&self.stats.untranslatable);
             return;
@@ -212,6 +217,23 @@ impl<S: DaemonSink> SegmentExporter<S> {
             return;
         }
         self.send(buf);
+    }
+
+    /// The translator's documents, or `None` (counted as untranslatable) when it panics:
+    /// opentelemetry-aws 0.21 panics on a batch whose every span it drops (an empty document
+    /// tree), and telemetry must never take a request down with it.
+    fn translate<'a>(
+        &self,
+        translator: &'a SegmentTranslator,
+        batch: &'a [SpanData],
+    ) -> Option<Vec<opentelemetry_aws::xray_exporter::SegmentDocument<'a>>> {
+        match std::panic::catch_unwind(AssertUnwindSafe(|| translator.translate_spans(batch))) {
+            Ok(documents) => Some(documents),
+            Err(_) => {
+                ExportStats::bump(&self.stats.untranslatable);
+                None
+            }
+        }
     }
 
     fn send(&self, buf: &[u8]) {
@@ -275,5 +297,60 @@ impl<S: DaemonSink> SpanExporter for SegmentExporter<S> {
     fn set_resource(&mut self, resource: &Resource) {
         self.translator.set_resource(resource);
         self.nesting_translator.set_resource(resource);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+    use std::time::{Duration, SystemTime};
+
+    use opentelemetry::trace::{SpanContext, SpanId, Status, TraceFlags, TraceId, TraceState};
+    use opentelemetry::InstrumentationScope;
+    use opentelemetry_sdk::trace::{SpanEvents, SpanLinks};
+
+    use super::*;
+
+    /// A finished span of the trace `1-5759e988-…` (2016: X-Ray's window is 30 days).
+    fn stale_span(kind: SpanKind, id: u64, parent: u64) -> SpanData {
+        let trace_id = TraceId::from_hex("5759e988bd862e3fe1be46a994272793").unwrap();
+        let end = SystemTime::now();
+        SpanData {
+            span_context: SpanContext::new(
+                trace_id,
+                SpanId::from(id),
+                TraceFlags::SAMPLED,
+                false,
+                TraceState::default(),
+            ),
+            parent_span_id: SpanId::from(parent),
+            parent_span_is_remote: false,
+            span_kind: kind,
+            name: Cow::Borrowed("order"),
+            start_time: end - Duration::from_millis(5),
+            end_time: end,
+            attributes: Vec::new(),
+            dropped_attributes_count: 0,
+            events: SpanEvents::default(),
+            links: SpanLinks::default(),
+            status: Status::Unset,
+            instrumentation_scope: InstrumentationScope::builder("test").build(),
+        }
+    }
+
+    #[test]
+    fn a_batch_the_translator_cannot_take_is_counted_not_a_panic() {
+        let sink = MemorySink::default();
+        let exporter = SegmentExporter::new(sink.clone());
+        let batch = [
+            stale_span(SpanKind::Client, 2, 1),
+            stale_span(SpanKind::Server, 1, 0),
+        ];
+        exporter.export_batch(&batch);
+        exporter.export_batch(&batch[1..]);
+        let stats = exporter.stats();
+        assert!(sink.datagrams().is_empty());
+        assert_eq!(stats.sent.load(Ordering::Relaxed), 0);
+        assert!(stats.untranslatable.load(Ordering::Relaxed) >= 2);
     }
 }

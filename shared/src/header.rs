@@ -17,6 +17,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::Error;
 
@@ -34,10 +35,24 @@ pub const MAX_HEADER_LEN: usize = 2048;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct XrayTraceId(pub u128);
 
+/// X-Ray refuses documents whose trace id is older than this (opentelemetry-aws's translator
+/// drops such spans before they are sent, as the service would).
+pub const MAX_TRACE_AGE: Duration = Duration::from_secs(30 * 24 * 3600);
+/// ...or further in the future than this.
+pub const MAX_TRACE_AHEAD: Duration = Duration::from_secs(5 * 60);
+
 impl XrayTraceId {
     /// Seconds since the Unix epoch encoded in the id.
     pub fn epoch_seconds(self) -> u32 {
         (self.0 >> 96) as u32
+    }
+
+    /// Whether X-Ray accepts documents of this trace at `now`: its time is at most
+    /// [`MAX_TRACE_AGE`] old and at most [`MAX_TRACE_AHEAD`] ahead.
+    pub fn accepted_at(self, now: SystemTime) -> bool {
+        let now = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+        let epoch = u64::from(self.epoch_seconds());
+        epoch + MAX_TRACE_AGE.as_secs() >= now && epoch <= now + MAX_TRACE_AHEAD.as_secs()
     }
 
     /// The same id as an OpenTelemetry trace id.

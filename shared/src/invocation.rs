@@ -12,6 +12,7 @@
 //! `Context` as [`IncomingTrace`] so outgoing calls carry them on.
 
 use std::borrow::Cow;
+use std::time::SystemTime;
 
 use http::{HeaderMap, Method, Uri};
 use opentelemetry::trace::{
@@ -98,7 +99,20 @@ fn decide(info: &RequestInfo<'_>) -> Decision {
         .map(|v| v.to_str().map_err(|_| "not visible ASCII".to_owned()));
     let mut rejected_header = None;
     if let Some(raw) = raw {
-        match raw.and_then(|s| s.parse::<TraceHeader>().map_err(|e| e.to_string())) {
+        let parsed = raw.and_then(|s| s.parse::<TraceHeader>().map_err(|e| e.to_string()));
+        // A Root X-Ray would refuse (too old, too far ahead) cannot be continued: every document
+        // of ours in it would be dropped. Treated like a header that does not parse.
+        let parsed = parsed.and_then(|header| {
+            if header.root.accepted_at(SystemTime::now()) {
+                Ok(header)
+            } else {
+                Err(format!(
+                    "Root {} is outside the time X-Ray accepts (older than 30 days or more than 5 minutes ahead)",
+                    header.root
+                ))
+            }
+        });
+        match parsed {
             Ok(header) => {
                 let source = if header.parent.is_some() {
                     ContextSource::Upstream

@@ -290,3 +290,30 @@ async fn rejected_annotation_keys_are_counted_not_sent() {
     assert_eq!(doc["annotations"], json!({"fine_key": true}));
     assert_eq!(lattice_xray::annotation::rejected_annotations() - before, 2);
 }
+
+#[tokio::test]
+async fn a_root_x_ray_would_refuse_is_not_continued() {
+    // Valid syntax, but from 2016 (X-Ray keeps 30 days) or from the far future: every document
+    // in such a trace would be dropped, so the request gets Lambda's trace instead, and says why.
+    for stale in [
+        "1-5759e988-bd862e3fe1be46a994272793",
+        "1-ffffffff-bd862e3fe1be46a994272793",
+    ] {
+        let lambda_root = fresh_root();
+        let lambda_id = format!("Root={lambda_root};Parent=7c4b2a0f9e8d1c3b;Sampled=1");
+        let request = with_trace_header(
+            lattice_request(POST_JSON),
+            &format!("Root={stale};Parent=53995c3f42cd8ad8;Sampled=1"),
+        );
+        let request = with_lambda_trace_id(request, &lambda_id);
+        let (response, docs) = run(request, 200, 1.0).await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(docs.len(), 1, "{stale}");
+        assert_eq!(docs[0]["trace_id"], lambda_root.to_string());
+        assert_eq!(docs[0]["parent_id"], "7c4b2a0f9e8d1c3b");
+        assert_eq!(
+            docs[0]["metadata"]["xray_context"],
+            json!({"source": "lambda_function", "rejected_header": format!("Root {stale} is outside the time X-Ray accepts (older than 30 days or more than 5 minutes ahead)")})
+        );
+    }
+}

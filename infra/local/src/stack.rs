@@ -82,6 +82,9 @@ pub struct StackConfig {
     /// stack does: invoked through the Invoke API, running as the loadgen role, told order's URL,
     /// tracing to the daemon. Not behind Lattice (it is a caller, not a service).
     pub runner_binary: Option<PathBuf>,
+    /// Where the functions send their segment documents (`AWS_XRAY_DAEMON_ADDRESS`); `None` is
+    /// this stack's daemon. A port nobody listens on plays a daemon that is down.
+    pub functions_xray_daemon: Option<String>,
 }
 
 impl StackConfig {
@@ -108,6 +111,7 @@ impl StackConfig {
             downstream_timeout: Duration::from_secs(3),
             rebuild_binaries: false,
             runner_binary: None,
+            functions_xray_daemon: None,
         }
     }
 
@@ -475,7 +479,12 @@ impl LocalStack {
                 concurrency: config.concurrency,
                 region: config.region.clone(),
                 account_id: config.account_id.clone(),
-                xray_daemon: Some(daemon.addr.to_string()),
+                xray_daemon: Some(
+                    config
+                        .functions_xray_daemon
+                        .clone()
+                        .unwrap_or_else(|| daemon.addr.to_string()),
+                ),
                 show_logs: config.show_logs,
             })
             .with_facade(Arc::clone(&facade));

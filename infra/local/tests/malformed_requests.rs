@@ -37,6 +37,8 @@ enum TraceHeader {
     Garbage,
     /// A valid root followed by 3 KB of extras (the limit is 2 KB).
     Oversized,
+    /// Well-formed, but its Root is from 2016: X-Ray keeps 30 days and would drop it all.
+    Stale,
 }
 
 /// What the body must be.
@@ -214,6 +216,16 @@ async fn every_malformed_request_gets_its_exact_answer_and_trace() {
             ..case("garbage trace header", VALID.replace("ord-ok", "ord-garbage"), 201, Body::Prefix(r#"{"order_id":"ord-garbage","status":"created""#))
         },
         Case {
+            trace: TraceHeader::Stale,
+            traced: Traced::NewTrace,
+            ..case(
+                "trace header with a Root X-Ray would refuse",
+                VALID.replace("ord-ok", "ord-stale"),
+                201,
+                Body::Prefix(r#"{"order_id":"ord-stale","status":"created""#),
+            )
+        },
+        Case {
             trace: TraceHeader::Oversized,
             traced: Traced::NewTrace,
             ..case("oversized trace header", VALID.replace("ord-ok", "ord-oversized"), 201, Body::Prefix(r#"{"order_id":"ord-oversized","status":"created""#))
@@ -246,6 +258,10 @@ async fn every_malformed_request_gets_its_exact_answer_and_trace() {
         let header = match case.trace {
             TraceHeader::Ours => format!("Root={root};Parent=53995c3f42cd8ad8;Sampled=1"),
             TraceHeader::Garbage => "garbage;;==Root".to_owned(),
+            TraceHeader::Stale => {
+                "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+                    .to_owned()
+            }
             TraceHeader::Oversized => format!(
                 "Root={root};Parent=53995c3f42cd8ad8;Sampled=1;Extra={}",
                 "a".repeat(3000)
