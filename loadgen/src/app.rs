@@ -146,9 +146,7 @@ fn local_check(stack: &LocalStack, outcome: &DriveOutcome, direct_invoke: bool) 
     // Invoked directly, order is not behind Lattice for loadgen's requests: nothing to compare.
     if direct_invoke {
         check.agrees = true;
-        let store = stack.store.stats();
-        check.evicted_traces = store.evicted_traces;
-        check.rejected_documents = store.rejected;
+        record_store(stack, &mut check);
         return check;
     }
     let order = check.access_log.get("order").cloned().unwrap_or_default();
@@ -163,11 +161,18 @@ fn local_check(stack: &LocalStack, outcome: &DriveOutcome, direct_invoke: bool) 
             order.statuses, ours, outcome.unanswered
         ));
     }
+    record_store(stack, &mut check);
+    check.agrees = check.disagreements.is_empty();
+    check
+}
+
+/// The local X-Ray store's and the facade's counts.
+fn record_store(stack: &LocalStack, check: &mut LocalCheck) {
     let store = stack.store.stats();
     check.evicted_traces = store.evicted_traces;
     check.rejected_documents = store.rejected;
-    check.agrees = check.disagreements.is_empty();
-    check
+    check.accepted_documents = store.accepted;
+    check.facade_documents_sent = stack.facade_documents_sent();
 }
 
 /// TotalRequestCount per service from the EMF file.

@@ -74,6 +74,10 @@ pub struct LocalCheck {
     pub evicted_traces: u64,
     /// Segment documents the local daemon refused.
     pub rejected_documents: u64,
+    /// Segment documents the local daemon accepted (loadgen's, the services', the facade's).
+    pub accepted_documents: u64,
+    /// Documents the local Lambda service's own tracing (the facade) sent.
+    pub facade_documents_sent: u64,
 }
 
 /// The whole report.

@@ -231,12 +231,35 @@ impl FromStr for TraceHeader {
             }
         }
         let root = root.ok_or_else(|| Error::InvalidTraceHeader("no Root".to_owned()))?;
-        Ok(Self {
+        let header = Self {
             root,
             parent,
             sampling,
             extras,
-        })
+        };
+        // What we forward (Root, a Parent, a settled Sampled, every extra) must fit the same
+        // limit, or the next hop would refuse the header this one accepted.
+        if header.forwarded_len() > MAX_HEADER_LEN {
+            return Err(Error::InvalidTraceHeader(format!(
+                "longer than {MAX_HEADER_LEN} bytes once forwarded"
+            )));
+        }
+        Ok(header)
+    }
+}
+
+impl TraceHeader {
+    /// The length of [`Self::for_child`]'s header written out: `Root=<35>;Parent=<16>;Sampled=<1>`
+    /// plus `;key=value` per extra.
+    fn forwarded_len(&self) -> usize {
+        let fixed =
+            ROOT_KEY.len() + 1 + 35 + 1 + PARENT_KEY.len() + 1 + 16 + 1 + SAMPLED_KEY.len() + 2;
+        fixed
+            + self
+                .extras
+                .iter()
+                .map(|(key, value)| 1 + key.len() + 1 + value.len())
+                .sum::<usize>()
     }
 }
 
@@ -322,6 +345,33 @@ mod tests {
     fn rejects_oversized_header() {
         let long = format!("Root={ROOT};Lineage={}", "a".repeat(MAX_HEADER_LEN));
         assert!(long.parse::<TraceHeader>().is_err());
+    }
+
+    #[test]
+    fn a_header_is_accepted_only_if_what_we_forward_fits_the_limit() {
+        // Found by fuzzing: a 2,045-byte header without Parent or Sampled was accepted, and the
+        // header forwarded for it (Parent and Sampled added) was 2,079 bytes: refused next hop.
+        let header_of = |extra: usize| format!("Root={ROOT};Lineage={}", "a".repeat(extra));
+        let fits = (0..MAX_HEADER_LEN)
+            .rev()
+            .find(|&n| header_of(n).parse::<TraceHeader>().is_ok())
+            .unwrap();
+        let accepted: TraceHeader = header_of(fits).parse().unwrap();
+        let forwarded = accepted
+            .for_child(SegmentId::from_str("53995c3f42cd8ad8").unwrap(), true)
+            .to_string();
+        assert_eq!(forwarded.len(), MAX_HEADER_LEN);
+        assert_eq!(
+            forwarded.parse::<TraceHeader>().unwrap().extras,
+            accepted.extras
+        );
+        assert_eq!(
+            header_of(fits + 1)
+                .parse::<TraceHeader>()
+                .unwrap_err()
+                .to_string(),
+            format!("invalid trace header: longer than {MAX_HEADER_LEN} bytes once forwarded")
+        );
     }
 
     #[test]

@@ -4,7 +4,9 @@
 //!
 //! `cargo bench -p local-stack --bench stack_throughput` (env: `CONCURRENCY`, default 32;
 //! `DURATION_S`, default 20; `WARMUP_S`, default 3; `FACADE=lambda|all`: the Lambda facade
-//! samples by Lambda's default rule as on AWS (default), or traces every invocation).
+//! samples by Lambda's default rule as on AWS (default), or traces every invocation;
+//! `DAEMON=down`: the functions send their documents to a UDP port nobody listens on, to compare
+//! latency with the daemon up).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -54,6 +56,11 @@ async fn run(concurrency: usize, warmup: Duration, duration: Duration) {
     let facade = std::env::var("FACADE").unwrap_or_else(|_| "lambda".into());
     if facade == "all" {
         config.facade_sampling = FacadeSampling::Always;
+    }
+    let daemon_down = std::env::var("DAEMON").is_ok_and(|d| d == "down");
+    if daemon_down {
+        let nobody = std::net::UdpSocket::bind("127.0.0.1:0").expect("a free UDP port");
+        config.functions_xray_daemon = Some(nobody.local_addr().expect("its address").to_string());
     }
     config.trace_capacity = 2_000_000;
     config.concurrency = concurrency + 8;
@@ -170,7 +177,12 @@ async fn run(concurrency: usize, warmup: Duration, duration: Duration) {
         }
     }
     let store = stack.store.stats();
-    println!("local stack, {concurrency} concurrent closed-loop clients, {:.1} s measured after {:.0} s warm-up", elapsed.as_secs_f64(), warmup.as_secs_f64());
+    let daemon = if daemon_down {
+        "X-Ray daemon DOWN for the functions"
+    } else {
+        "X-Ray daemon up"
+    };
+    println!("local stack, {concurrency} concurrent closed-loop clients, {:.1} s measured after {:.0} s warm-up, {daemon}", elapsed.as_secs_f64(), warmup.as_secs_f64());
     println!(
         "  orders: {ok} ok, {failed} failed -> {:.0} orders/s",
         ok as f64 / elapsed.as_secs_f64()

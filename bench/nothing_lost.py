@@ -1,0 +1,76 @@
+#!/usr/bin/env python3
+"""Accounts for a local run (bench/nothing_lost.sh): loadgen's report, the local stack's access
+log and the raw segment documents its daemon accepted. Prints a table; exit 1 on any loss.
+
+Usage: nothing_lost.py REPORT.json STACK_DIR RATE DURATION
+"""
+import json
+import pathlib
+import sys
+
+
+def walk(node):
+    """A document and every nested subsegment."""
+    yield node
+    for child in node.get("subsegments", []):
+        yield from walk(child)
+
+
+def main():
+    report = json.loads(pathlib.Path(sys.argv[1]).read_text())
+    stack_dir = pathlib.Path(sys.argv[2])
+    rate, duration = sys.argv[3], sys.argv[4]
+    requests, local, inspection = report["requests"], report["local"], report["inspection"]
+
+    received = {"loadgen": 0, "order": 0, "inventory": 0, "payment": 0, "facade": 0}
+    calls = {"inventory": 0, "payment": 0}
+    documents = (stack_dir / "xray-documents.ndjson").read_text().splitlines()
+    for line in documents:
+        document = json.loads(line)
+        name = document.get("name")
+        if name == "loadgen":
+            received["loadgen"] += 1
+        elif "xray" in document.get("aws", {}):
+            received[name] += 1
+            if name == "order":
+                for node in walk(document):
+                    if node.get("namespace") == "remote" and node.get("name") in calls:
+                        calls[node["name"]] += 1
+        else:
+            received["facade"] += 1
+
+    lines = {service: log["requests"] for service, log in local["access_log"].items()}
+    answered = sum(report["statuses"].values())
+    loadgen_sent = requests["sent"] - report["segments_not_sent"]
+    rows = [
+        # (what, expected, measured)
+        ("orders answered / sent", requests["sent"], answered),
+        ("traces found / expected", inspection["traces_expected"], inspection["traces_found"]),
+        ("traces complete / checked", inspection["traces_checked"], inspection["traces_complete"]),
+        ("order access-log lines / orders sent", requests["sent"], lines.get("order", 0)),
+        ("inventory access-log lines / order's calls (traces)", calls["inventory"], lines.get("inventory", 0)),
+        ("payment access-log lines / order's calls (traces)", calls["payment"], lines.get("payment", 0)),
+        ("loadgen documents received / sent", loadgen_sent, received["loadgen"]),
+        ("order documents received / invocations", lines.get("order", 0), received["order"]),
+        ("inventory documents received / invocations", lines.get("inventory", 0), received["inventory"]),
+        ("payment documents received / invocations", lines.get("payment", 0), received["payment"]),
+        ("facade documents received / sent", local["facade_documents_sent"], received["facade"]),
+        ("documents in the raw log / accepted", local["accepted_documents"], len(documents)),
+        ("documents refused by the daemon", 0, local["rejected_documents"]),
+        ("traces evicted", 0, local["evicted_traces"]),
+    ]
+    print(f"{rate}/s for {duration}: dispatched {report['dispatched_rps'] or 0:.1f}/s, "
+          f"answered {report['throughput_rps']:.1f}/s, late {requests['late']}, dropped {requests['dropped']}, "
+          f"p99 {report['latency']['corrected']['p99_ms']:.1f} ms (corrected)")
+    print(f"{'check':<56} {'expected':>10} {'measured':>10}")
+    lost = False
+    for what, expected, measured in rows:
+        ok = expected == measured
+        lost |= not ok
+        print(f"{what:<56} {expected:>10} {measured:>10}  {'ok' if ok else 'MISMATCH'}")
+    print("nothing lost" if not lost else "SOMETHING WAS LOST OR COUNTED TWICE")
+    sys.exit(1 if lost else 0)
+
+
+if __name__ == "__main__":
+    main()
