@@ -30,8 +30,8 @@ for target in $TARGETS; do
     exit 1
   fi
   seconds=$(python3 -c "import time; print(round(time.time() - $started, 1))")
-  execs=$(awk -F: '/stat::number_of_executed_units/ {gsub(/ /, "", $2); print $2}' "$log")
-  rate=$(awk -F: '/stat::average_exec_per_sec/ {gsub(/ /, "", $2); print $2}' "$log")
+  execs=$(awk '/stat::number_of_executed_units/ {print $NF}' "$log")
+  rate=$(awk '/stat::average_exec_per_sec/ {print $NF}' "$log")
   edges=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
   echo "ok   $target: ${execs:-?} executions in ${seconds}s (${rate:-?}/s), coverage $edges edges, corpus $(ls "fuzz/corpus/$target" | wc -l) inputs"
   rm -f "$log"

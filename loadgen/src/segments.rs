@@ -12,8 +12,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use lattice_xray::header::{SegmentId, XrayTraceId};
 use rand::Rng;
-use serde_json::{json, Value};
+use serde::Serialize;
 use tokio::sync::mpsc;
+
+/// The daemon protocol's header line.
+const DAEMON_HEADER: &[u8] = b"{\"format\":\"json\",\"version\":1}\n";
 
 /// The ids of one order's trace.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,45 +53,135 @@ impl OrderTrace {
         format!("Root={};Parent={};Sampled=1", self.trace_id, self.call_id)
     }
 
-    /// loadgen's segment document for the finished call.
+    /// loadgen's segment document for the finished call (serialized straight from these
+    /// borrowed fields: no JSON tree is built on the request path).
     #[allow(clippy::too_many_arguments)]
-    pub fn document(
+    pub fn document<'a>(
         &self,
-        run_id: &str,
-        scenario: &str,
-        url: &str,
+        run_id: &'a str,
+        scenario: &'a str,
+        url: &'a str,
         start: f64,
         end: f64,
         status: Option<u16>,
-        failure: Option<&str>,
-    ) -> Value {
-        let mut http = json!({"request": {"method": "POST", "url": url}});
+        failure: Option<&'a str>,
+    ) -> LoadgenSegment<'a> {
         let (error, fault, throttle) = match status {
-            Some(status) => {
-                http["response"] = json!({"status": status});
-                ((400..500).contains(&status), status >= 500, status == 429)
-            }
+            Some(status) => ((400..500).contains(&status), status >= 500, status == 429),
             // No answer at all: a fault on the caller's side of the edge.
             None => (false, true, false),
         };
-        let mut call = json!({
-            "id": self.call_id.to_string(), "name": "order", "namespace": "remote",
-            "start_time": start, "end_time": end, "http": http,
-            "error": error, "fault": fault, "throttle": throttle,
-        });
-        if let Some(failure) = failure {
-            call["cause"] =
-                json!({"exceptions": [{"id": self.call_id.to_string(), "message": failure}]});
+        LoadgenSegment {
+            name: "loadgen",
+            id: self.segment_id,
+            trace_id: self.trace_id,
+            start_time: start,
+            end_time: end,
+            annotations: Annotations { run_id, scenario },
+            error,
+            fault,
+            throttle,
+            subsegments: [Call {
+                id: self.call_id,
+                name: "order",
+                namespace: "remote",
+                start_time: start,
+                end_time: end,
+                http: Http {
+                    request: HttpRequest {
+                        method: "POST",
+                        url,
+                    },
+                    response: status.map(|status| HttpResponse { status }),
+                },
+                error,
+                fault,
+                throttle,
+                cause: failure.map(|message| Cause {
+                    exceptions: [Exception {
+                        id: self.call_id,
+                        message,
+                    }],
+                }),
+            }],
         }
-        json!({
-            "name": "loadgen", "id": self.segment_id.to_string(),
-            "trace_id": self.trace_id.to_string(),
-            "start_time": start, "end_time": end,
-            "annotations": {"run_id": run_id, "scenario": scenario},
-            "error": error, "fault": fault, "throttle": throttle,
-            "subsegments": [call],
-        })
     }
+}
+
+fn display<T: std::fmt::Display, S: serde::Serializer>(
+    value: &T,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(value)
+}
+
+/// loadgen's segment document: one `remote` subsegment for the call to order.
+#[derive(Debug, Serialize)]
+pub struct LoadgenSegment<'a> {
+    name: &'static str,
+    #[serde(serialize_with = "display")]
+    id: SegmentId,
+    #[serde(serialize_with = "display")]
+    trace_id: XrayTraceId,
+    start_time: f64,
+    end_time: f64,
+    annotations: Annotations<'a>,
+    error: bool,
+    fault: bool,
+    throttle: bool,
+    subsegments: [Call<'a>; 1],
+}
+
+#[derive(Debug, Serialize)]
+struct Annotations<'a> {
+    run_id: &'a str,
+    scenario: &'a str,
+}
+
+#[derive(Debug, Serialize)]
+struct Call<'a> {
+    #[serde(serialize_with = "display")]
+    id: SegmentId,
+    name: &'static str,
+    namespace: &'static str,
+    start_time: f64,
+    end_time: f64,
+    http: Http<'a>,
+    error: bool,
+    fault: bool,
+    throttle: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cause: Option<Cause<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+struct Http<'a> {
+    request: HttpRequest<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response: Option<HttpResponse>,
+}
+
+#[derive(Debug, Serialize)]
+struct HttpRequest<'a> {
+    method: &'static str,
+    url: &'a str,
+}
+
+#[derive(Debug, Serialize)]
+struct HttpResponse {
+    status: u16,
+}
+
+#[derive(Debug, Serialize)]
+struct Cause<'a> {
+    exceptions: [Exception<'a>; 1],
+}
+
+#[derive(Debug, Serialize)]
+struct Exception<'a> {
+    #[serde(serialize_with = "display")]
+    id: SegmentId,
+    message: &'a str,
 }
 
 impl Default for OrderTrace {
@@ -163,22 +256,27 @@ impl SegmentSink {
     }
 
     /// Sends one document; never blocks, never fails the caller.
-    pub fn send(&self, document: &Value) {
+    pub fn send(&self, document: &impl Serialize) {
         match self {
             Self::Daemon {
                 socket,
                 sent,
                 failed,
             } => {
-                let datagram = format!("{{\"format\":\"json\",\"version\":1}}\n{document}");
-                if socket.send(datagram.as_bytes()).is_ok() {
+                let mut datagram = Vec::with_capacity(640);
+                datagram.extend_from_slice(DAEMON_HEADER);
+                let written = serde_json::to_writer(&mut datagram, document).is_ok();
+                if written && socket.send(&datagram).is_ok() {
                     sent.fetch_add(1, Ordering::Relaxed);
                 } else {
                     failed.fetch_add(1, Ordering::Relaxed);
                 }
             }
             Self::Api { queue, failed } => {
-                if queue.try_send(document.to_string()).is_err() {
+                let queued = serde_json::to_string(document)
+                    .map(|document| queue.try_send(document).is_ok())
+                    .unwrap_or(false);
+                if !queued {
                     failed.fetch_add(1, Ordering::Relaxed);
                 }
             }
@@ -198,6 +296,7 @@ impl SegmentSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn the_header_points_at_the_call_and_the_document_links_it() {
@@ -210,7 +309,7 @@ mod tests {
         let parsed: lattice_xray::TraceHeader = header.parse().unwrap();
         assert_eq!(parsed.root, trace.trace_id);
         assert_eq!(parsed.parent, Some(trace.call_id));
-        let doc = trace.document(
+        let doc = serde_json::to_value(trace.document(
             "run-1",
             "steady",
             "http://x/orders",
@@ -218,7 +317,8 @@ mod tests {
             1.5,
             Some(502),
             Some("boom"),
-        );
+        ))
+        .unwrap();
         assert_eq!(doc["name"], "loadgen");
         assert_eq!(
             doc["annotations"],
@@ -229,12 +329,24 @@ mod tests {
         assert_eq!(doc["subsegments"][0]["http"]["response"]["status"], 502);
         assert_eq!(doc["fault"], true);
         assert_eq!(doc["error"], false);
-        let ok = trace.document("r", "s", "u", 1.0, 2.0, Some(201), None);
+        assert_eq!(
+            doc["subsegments"][0]["cause"],
+            json!({"exceptions": [{"id": trace.call_id.to_string(), "message": "boom"}]})
+        );
+        assert_eq!(doc["trace_id"], trace.trace_id.to_string());
+        let document = |status| {
+            serde_json::to_value(trace.document("r", "s", "u", 1.0, 2.0, status, None)).unwrap()
+        };
+        let ok = document(Some(201));
+        assert_eq!(ok["subsegments"][0].get("cause"), None);
+        let unanswered = document(None);
+        assert_eq!(unanswered["fault"], true);
+        assert_eq!(unanswered["subsegments"][0]["http"].get("response"), None);
         assert_eq!(
             (ok["fault"].as_bool(), ok["error"].as_bool()),
             (Some(false), Some(false))
         );
-        let denied = trace.document("r", "s", "u", 1.0, 2.0, Some(403), None);
+        let denied = document(Some(403));
         assert_eq!(denied["error"], true);
     }
 }

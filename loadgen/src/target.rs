@@ -27,6 +27,9 @@ pub struct SendError {
 pub struct LatticeTarget {
     client: reqwest::Client,
     url: String,
+    /// Parsed once: the request path signs `uri` and sends to `parsed` (no URL parsing per order).
+    uri: http::Uri,
+    parsed: reqwest::Url,
     host: String,
     credentials: Option<SharedCredentialsProvider>,
     region: String,
@@ -56,6 +59,8 @@ impl LatticeTarget {
         Ok(Self {
             client,
             url: url.to_owned(),
+            uri: parsed.clone(),
+            parsed: reqwest::Url::parse(url)?,
             host,
             credentials,
             region: region.to_owned(),
@@ -73,13 +78,20 @@ impl LatticeTarget {
             kind: ErrorKind::Other,
             detail,
         };
-        let mut request = http::Request::builder()
+        // The head alone is signed (Lattice takes UNSIGNED-PAYLOAD), then sent with the body.
+        let mut head = http::Request::builder()
             .method("POST")
-            .uri(&self.url)
+            .uri(self.uri.clone())
             .header("host", &self.host)
-            .header("content-type", "application/json")
-            .header("user-agent", concat!("loadgen/", env!("CARGO_PKG_VERSION")))
-            .body(body)
+            .header(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("application/json"),
+            )
+            .header(
+                http::header::USER_AGENT,
+                http::HeaderValue::from_static(concat!("loadgen/", env!("CARGO_PKG_VERSION"))),
+            )
+            .body(())
             .map_err(|e| signing_error(e.to_string()))?;
         if let Some(provider) = &self.credentials {
             let credentials = provider
@@ -87,7 +99,7 @@ impl LatticeTarget {
                 .await
                 .map_err(|e| signing_error(format!("no credentials: {e}")))?;
             sign_for_lattice(
-                &mut request,
+                &mut head,
                 &Identity::from(credentials),
                 &self.region,
                 SystemTime::now(),
@@ -95,10 +107,11 @@ impl LatticeTarget {
             .map_err(|e| signing_error(e.to_string()))?;
         }
         if let Ok(value) = trace_header.parse() {
-            request.headers_mut().insert("x-amzn-trace-id", value);
+            head.headers_mut().insert("x-amzn-trace-id", value);
         }
-        let request =
-            reqwest::Request::try_from(request).map_err(|e| signing_error(e.to_string()))?;
+        let mut request = reqwest::Request::new(reqwest::Method::POST, self.parsed.clone());
+        *request.headers_mut() = head.into_parts().0.headers;
+        *request.body_mut() = Some(body.into());
         let response = self.client.execute(request).await.map_err(classify)?;
         let status = response.status().as_u16();
         // Read the body so the connection is reused.

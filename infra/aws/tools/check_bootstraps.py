@@ -2,7 +2,8 @@
 """Checks that `cargo lambda build --release --arm64` left a Linux arm64 `bootstrap` for every
 function in the template (`Metadata.BuildProperties.Binary`), under target/lambda/<binary>/.
 
-Usage: python infra/aws/tools/check_bootstraps.py <workspace root>
+Usage: python infra/aws/tools/check_bootstraps.py <workspace root> [binary ...]
+(the binaries named, or every one in the template)
 """
 import pathlib
 import re
@@ -17,6 +18,11 @@ def main():
     binaries = re.findall(r"BuildProperties:\s*\n\s*Binary: (\S+)", template)
     if not binaries:
         sys.exit("no BuildProperties.Binary in the template")
+    wanted = sys.argv[2:]
+    unknown = [b for b in wanted if b not in binaries]
+    if unknown:
+        sys.exit(f"not functions of the template: {unknown}")
+    binaries = wanted or binaries
     failed = False
     for binary in binaries:
         path = root / "target" / "lambda" / binary / "bootstrap"
