@@ -326,3 +326,25 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod float_round_trip {
+    use super::parse_datagram;
+
+    /// Found by fuzzing: without serde_json's `float_roundtrip`, a document re-sent from the
+    /// store came back with a time one unit in the last place off.
+    #[test]
+    fn times_survive_being_stored_and_resent_exactly() {
+        let datagram = b"{\"format\":\"json\",\"version\":1}\n{\"trace_id\":\"1-5759e988-bd862e3fe1be46a994272793\",\"id\":\"6b55dcc497934f1a\",\"name\":\"payment\",\"start_time\":1.4777777777777781e+84,\"in_progress\":true}";
+        let stored = parse_datagram(datagram).unwrap();
+        let resent = format!(
+            "{{\"format\":\"json\",\"version\":1}}\n{}",
+            serde_json::Value::Object(stored.body.clone())
+        );
+        assert_eq!(parse_datagram(resent.as_bytes()).unwrap(), stored);
+        assert_eq!(
+            stored.body["start_time"].as_f64(),
+            Some(1.4777777777777781e84)
+        );
+    }
+}
