@@ -29,6 +29,10 @@ pub enum Rejection {
     /// The document is not a JSON object.
     #[error("document is not a JSON object: {0}")]
     NotJson(String),
+    /// The daemon's queue of datagrams waiting to be parsed was full (the stack is overloaded):
+    /// dropped, like the real daemon drops what it cannot buffer, but counted.
+    #[error("daemon queue full: datagram of {0} bytes dropped")]
+    QueueFull(usize),
     /// A field breaks the document rules; the path names it.
     #[error("{path}: {reason}")]
     Invalid {
