@@ -135,13 +135,22 @@ async fn a_signed_order_crosses_all_three_services_as_one_linked_trace() {
         }
     }
     // The Lambda facade traced each invocation in its own trace, as Lambda does behind Lattice.
-    let facade_traces = stack
-        .store
-        .trace_ids()
-        .into_iter()
-        .filter(|t| *t != root)
-        .count();
-    assert!(facade_traces >= 3, "{facade_traces}");
+    // Its documents are sent as each invocation ends, after the function's own.
+    let facade_traces = || {
+        stack
+            .store
+            .trace_ids()
+            .into_iter()
+            .filter(|t| *t != root)
+            .count()
+    };
+    for _ in 0..100 {
+        if facade_traces() >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(facade_traces() >= 3, "{}", facade_traces());
 
     // One access-log line per hop, every one with the 35 keys.
     let lines = access_log(&stack);

@@ -204,7 +204,7 @@ impl LatticeNetwork {
         let task = serve(listener, move |request, peer| {
             let network = Arc::clone(&network);
             let topology = Arc::clone(&topology);
-            async move { network.handle(&topology, request, peer, port).await }
+            async move { network.handle(topology, request, peer, port).await }
         });
         Ok(ServiceListener {
             service: service.to_owned(),
@@ -214,8 +214,8 @@ impl LatticeNetwork {
     }
 
     async fn handle(
-        &self,
-        service: &ServiceTopology,
+        self: Arc<Self>,
+        service: Arc<ServiceTopology>,
         request: Request<Incoming>,
         peer: SocketAddr,
         port: u16,
@@ -229,39 +229,53 @@ impl LatticeNetwork {
             .map_or("/", |p| p.as_str())
             .to_owned();
         let collected = Limited::new(body, MAX_LAMBDA_BODY).collect().await;
-        let mut arrival = Arrival {
-            service,
-            parts,
-            path_and_query,
-            body: Bytes::new(),
-            peer,
-            port,
-            at: arrived,
-        };
-        let outcome = match collected {
-            Ok(collected) => {
-                arrival.body = collected.to_bytes();
-                self.process(&arrival).await
+        // From here Lattice holds the whole request, and what follows runs to the end even if the
+        // caller hangs up (hyper then drops this future): the target is invoked and the access log
+        // gets its line exactly once, as on Lattice. Without the task, a caller timing out under
+        // load cancelled the record of invocations that still ran.
+        let finish = tokio::spawn(async move {
+            let mut arrival = Arrival {
+                service: &service,
+                parts,
+                path_and_query,
+                body: Bytes::new(),
+                peer,
+                port,
+                at: arrived,
+            };
+            let outcome = match collected {
+                Ok(collected) => {
+                    arrival.body = collected.to_bytes();
+                    self.process(&arrival).await
+                }
+                Err(_) => Outcome::refused(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "Request body exceeds the 6 MB limit for Lambda targets".into(),
+                    "RequestBodyTooLarge",
+                ),
+            };
+            let duration = started.elapsed();
+            if outcome.reached_target {
+                let overhead = duration.saturating_sub(outcome.to_target);
+                self.overhead_us
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .saturating_record((overhead.as_micros() as u64).max(1));
             }
-            Err(_) => Outcome::refused(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "Request body exceeds the 6 MB limit for Lambda targets".into(),
-                "RequestBodyTooLarge",
-            ),
-        };
-        let duration = started.elapsed();
-        if outcome.reached_target {
-            let overhead = duration.saturating_sub(outcome.to_target);
-            self.overhead_us
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .saturating_record((overhead.as_micros() as u64).max(1));
-        }
-        self.record(&arrival, duration, &outcome);
-        let mut response = Response::new(Full::new(outcome.body));
-        *response.status_mut() = outcome.status;
-        *response.headers_mut() = outcome.headers;
-        response
+            self.record(&arrival, duration, &outcome);
+            let mut response = Response::new(Full::new(outcome.body));
+            *response.status_mut() = outcome.status;
+            *response.headers_mut() = outcome.headers;
+            response
+        });
+        finish.await.unwrap_or_else(|panic| {
+            tracing::error!(%panic, "Lattice proxy task failed");
+            let mut response = Response::new(Full::new(Bytes::from_static(
+                b"{\"message\":\"Internal server error\"}",
+            )));
+            *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+            response
+        })
     }
 
     async fn process(&self, arrival: &Arrival<'_>) -> Outcome {
