@@ -285,3 +285,86 @@ async fn sdk_reads_summaries_traces_and_the_service_graph() {
     assert_eq!(put.unprocessed_trace_segments().len(), 1);
     assert_eq!(store.stats().accepted, 13);
 }
+
+/// A segment document of `trace_id` started at `start`, annotated with `run_id`.
+fn run_segment(trace_id: &str, start: f64, run_id: &str) -> String {
+    serde_json::json!({
+        "trace_id": trace_id, "id": "abcdefabcdefabcd", "name": "loadgen",
+        "start_time": start, "end_time": start + 0.01,
+        "annotations": {"run_id": run_id},
+    })
+    .to_string()
+}
+
+#[tokio::test]
+async fn summaries_page_through_more_traces_than_a_page_each_once() {
+    let store = Arc::new(TraceStore::new(10_000));
+    let api = XrayApi::start("127.0.0.1:0".parse().unwrap(), Arc::clone(&store))
+        .await
+        .unwrap();
+    let xray = client(&api).await;
+    let t0 = now();
+    // One trace before the window, then 250 in it: even ones belong to run "r1".
+    let early = fresh_root().to_string();
+    let mut documents = vec![run_segment(&early, t0 - 600.0, "r1")];
+    let mut expected = Vec::new();
+    for i in 0..250 {
+        let root = fresh_root().to_string();
+        let run = if i % 2 == 0 { "r1" } else { "r2" };
+        documents.push(run_segment(&root, t0 + f64::from(i) * 0.001, run));
+        if run == "r1" {
+            expected.push(root);
+        }
+    }
+    let put = xray
+        .put_trace_segments()
+        .set_trace_segment_documents(Some(documents))
+        .send()
+        .await
+        .unwrap();
+    assert!(put.unprocessed_trace_segments().is_empty());
+
+    let (start, end) = (
+        DateTime::from_secs_f64(t0 - 60.0),
+        DateTime::from_secs_f64(t0 + 60.0),
+    );
+    let mut found = Vec::new();
+    let (mut pages, mut processed) = (Vec::new(), 0);
+    let mut token = None;
+    loop {
+        let page = xray
+            .get_trace_summaries()
+            .start_time(start)
+            .end_time(end)
+            .filter_expression("annotation.run_id = \"r1\"")
+            .set_next_token(token)
+            .send()
+            .await
+            .unwrap();
+        pages.push(page.trace_summaries().len());
+        processed += page.traces_processed_count().unwrap();
+        found.extend(
+            page.trace_summaries()
+                .iter()
+                .map(|s| s.id().unwrap().to_owned()),
+        );
+        token = page.next_token().map(str::to_owned);
+        if pages.len() == 1 {
+            // A trace arriving while the listing is paged joins its end.
+            let late = fresh_root().to_string();
+            xray.put_trace_segments()
+                .trace_segment_documents(run_segment(&late, t0 + 1.0, "r1"))
+                .send()
+                .await
+                .unwrap();
+            expected.push(late);
+        }
+        if token.is_none() {
+            break;
+        }
+    }
+    // Pages of 100 summaries; the late trace ends the second.
+    assert_eq!(pages, [100, 26]);
+    assert_eq!(processed, 251);
+    assert_eq!(found, expected, "each trace once, in arrival order");
+}

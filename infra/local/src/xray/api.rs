@@ -129,17 +129,18 @@ fn route(store: &TraceStore, path: &str, body: &Value) -> Result<Value, ApiError
         "/TraceSummaries" => get_trace_summaries(store, body),
         "/ServiceGraph" => {
             let (start, end) = (time_field(body, "StartTime")?, time_field(body, "EndTime")?);
-            let traces = traces_in(store, start, end);
-            let refs: Vec<&[_]> = traces.iter().map(|(_, e)| e.as_slice()).collect();
+            let traces = store
+                .scan(0)
+                .map(|(_, _, entities)| entities)
+                .filter(|entities| (start..=end).contains(&trace_start(entities)));
             Ok(
-                json!({"StartTime": start, "EndTime": end, "Services": service_graph(refs, start, end), "ContainsOldGroupVersions": false}),
+                json!({"StartTime": start, "EndTime": end, "Services": service_graph(traces, start, end), "ContainsOldGroupVersions": false}),
             )
         }
         "/TraceGraph" => {
             let ids = trace_ids(body)?;
-            let traces: Vec<_> = ids.iter().filter_map(|id| store.entities(id)).collect();
-            let refs: Vec<&[_]> = traces.iter().map(Vec::as_slice).collect();
-            Ok(json!({"Services": service_graph(refs, 0.0, now())}))
+            let traces = ids.iter().filter_map(|id| store.entities(id));
+            Ok(json!({"Services": service_graph(traces, 0.0, now())}))
         }
         "/GetSamplingRules" => Ok(json!({"SamplingRuleRecords": [{
             "SamplingRule": {"RuleName": "Default", "RuleARN": "arn:aws:xray:us-east-1:000000000000:sampling-rule/Default",
@@ -180,15 +181,6 @@ fn trace_ids(body: &Value) -> Result<Vec<String>, ApiError> {
                 .collect()
         })
         .ok_or_else(|| invalid("TraceIds is required"))
-}
-
-fn traces_in(store: &TraceStore, start: f64, end: f64) -> Vec<(String, Vec<super::store::Entity>)> {
-    store
-        .trace_ids()
-        .into_iter()
-        .filter_map(|id| store.entities(&id).map(|e| (id, e)))
-        .filter(|(_, entities)| (start..=end).contains(&trace_start(entities)))
-        .collect()
 }
 
 fn put_trace_segments(store: &TraceStore, body: &Value) -> Result<Value, ApiError> {
@@ -250,26 +242,31 @@ fn get_trace_summaries(store: &TraceStore, body: &Value) -> Result<Value, ApiErr
         .unwrap_or("")
         .parse()
         .map_err(|e: super::filter::FilterError| invalid(e.to_string()))?;
-    let offset: usize = match body.get("NextToken").and_then(Value::as_str) {
+    // The token is the store's sequence number of the first trace the next page looks at: a page
+    // costs the traces it scans, and traces arriving meanwhile join the end of the listing.
+    let from: u64 = match body.get("NextToken").and_then(Value::as_str) {
         None => 0,
         Some(token) => token.parse().map_err(|_| invalid("bad NextToken"))?,
     };
-    let traces = traces_in(store, start, end);
-    let processed = traces.len();
-    let matching: Vec<Value> = traces
-        .iter()
-        .filter(|(_, entities)| matches(entities, &filter))
-        .map(|(id, entities)| summarize(id, entities))
-        .collect();
-    let page: Vec<Value> = matching
-        .iter()
-        .skip(offset)
-        .take(SUMMARY_PAGE)
-        .cloned()
-        .collect();
+    let mut page = Vec::new();
+    let mut processed = 0_u64;
+    let mut next = None;
+    for (sequence, id, entities) in store.scan(from) {
+        if !(start..=end).contains(&trace_start(&entities)) {
+            continue;
+        }
+        if page.len() == SUMMARY_PAGE {
+            next = Some(sequence);
+            break;
+        }
+        processed += 1;
+        if matches(&entities, &filter) {
+            page.push(summarize(&id, &entities));
+        }
+    }
     let mut answer = json!({"TraceSummaries": page, "ApproximateTime": now(), "TracesProcessedCount": processed});
-    if offset + SUMMARY_PAGE < matching.len() {
-        answer["NextToken"] = json!((offset + SUMMARY_PAGE).to_string());
+    if let Some(next) = next {
+        answer["NextToken"] = json!(next.to_string());
     }
     Ok(answer)
 }

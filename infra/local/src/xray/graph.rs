@@ -111,8 +111,8 @@ fn segment_key(segment: &Entity) -> NodeKey {
 const CLIENT: &str = "client";
 
 /// Builds the graph of `traces` (each a trace's entities), stamped with `[start, end]`.
-pub fn service_graph<'a>(
-    traces: impl IntoIterator<Item = &'a [Entity]>,
+pub fn service_graph<T: AsRef<[Entity]>>(
+    traces: impl IntoIterator<Item = T>,
     start: f64,
     end: f64,
 ) -> Vec<Value> {
@@ -121,7 +121,8 @@ pub fn service_graph<'a>(
         name: None,
         kind: CLIENT.to_owned(),
     };
-    for entities in traces {
+    for trace in traces {
+        let entities = trace.as_ref();
         let by_parent: HashMap<&str, &Entity> = entities
             .iter()
             .filter(|e| e.is_segment)

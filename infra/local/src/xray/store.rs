@@ -6,6 +6,10 @@
 //! parent by `parent_id` when a trace is read; nested subsegments take their parent from the
 //! document they sit in. The store is bounded: past `capacity` traces, the oldest trace is
 //! evicted and counted, so a report can say "evicted" rather than "incomplete".
+//!
+//! Each trace gets a sequence number when its first document arrives; readers page through the
+//! traces by it ([`TraceStore::traces_from`]) one trace at a time, so reading a store of any size
+//! never copies more than one trace and a page costs what it scans, not the whole store.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -57,7 +61,9 @@ pub struct StoreStats {
 #[derive(Debug, Default)]
 struct Inner {
     traces: HashMap<String, HashMap<String, SegmentDocument>>,
-    arrival: VecDeque<String>,
+    /// (sequence number, trace id), oldest first; sequence numbers only grow.
+    arrival: VecDeque<(u64, String)>,
+    next_sequence: u64,
     rejects: VecDeque<String>,
     stats: StoreStats,
 }
@@ -88,12 +94,14 @@ impl TraceStore {
         let trace_id = document.trace_id.clone();
         if !inner.traces.contains_key(&trace_id) {
             if inner.traces.len() >= self.capacity {
-                if let Some(oldest) = inner.arrival.pop_front() {
+                if let Some((_, oldest)) = inner.arrival.pop_front() {
                     inner.traces.remove(&oldest);
                     inner.stats.evicted_traces += 1;
                 }
             }
-            inner.arrival.push_back(trace_id.clone());
+            let sequence = inner.next_sequence;
+            inner.next_sequence += 1;
+            inner.arrival.push_back((sequence, trace_id.clone()));
         }
         inner.stats.accepted += 1;
         let trace = inner.traces.entry(trace_id).or_default();
@@ -132,7 +140,30 @@ impl TraceStore {
 
     /// Ids of the traces held, oldest first.
     pub fn trace_ids(&self) -> Vec<String> {
-        self.lock().arrival.iter().cloned().collect()
+        self.lock()
+            .arrival
+            .iter()
+            .map(|(_, id)| id.clone())
+            .collect()
+    }
+
+    /// Up to `limit` traces whose sequence number is `from` or later, oldest first, each with its
+    /// sequence number (the next page starts at the last one's plus one).
+    pub fn traces_from(&self, from: u64, limit: usize) -> Vec<(u64, String)> {
+        let inner = self.lock();
+        let first = inner
+            .arrival
+            .partition_point(|(sequence, _)| *sequence < from);
+        inner.arrival.range(first..).take(limit).cloned().collect()
+    }
+
+    /// Every trace from sequence number `from` on, oldest first, read one trace at a time.
+    pub fn scan(&self, from: u64) -> Scan<'_> {
+        Scan {
+            store: self,
+            cursor: from,
+            chunk: Vec::new().into_iter(),
+        }
     }
 
     /// The documents of a trace as received.
@@ -164,6 +195,39 @@ impl TraceStore {
         }
         out.sort_by(|a, b| start_time(&a.fields).total_cmp(&start_time(&b.fields)));
         Some(out)
+    }
+}
+
+/// How many trace ids a [`Scan`] takes from the store at a time.
+const SCAN_CHUNK: usize = 256;
+
+/// The iterator of [`TraceStore::scan`]: `(sequence number, trace id, entities)`. The store is
+/// locked only to read the next ids or one trace, so documents keep arriving during a scan (new
+/// traces join its end); a trace evicted before its turn is skipped.
+#[derive(Debug)]
+pub struct Scan<'a> {
+    store: &'a TraceStore,
+    cursor: u64,
+    chunk: std::vec::IntoIter<(u64, String)>,
+}
+
+impl Iterator for Scan<'_> {
+    type Item = (u64, String, Vec<Entity>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let (sequence, id) = match self.chunk.next() {
+                Some(next) => next,
+                None => {
+                    self.chunk = self.store.traces_from(self.cursor, SCAN_CHUNK).into_iter();
+                    self.chunk.next()?
+                }
+            };
+            self.cursor = sequence + 1;
+            if let Some(entities) = self.store.entities(&id) {
+                return Some((sequence, id, entities));
+            }
+        }
     }
 }
 
@@ -291,6 +355,19 @@ mod tests {
             store.insert(segment("aaaaaaaaaaaaaaaa", trace, false));
         }
         assert_eq!(store.trace_ids(), traces[1..]);
+        // Sequence numbers survive the eviction: paging resumes where it stopped.
+        assert_eq!(
+            store.traces_from(0, 10),
+            [(1, traces[1].to_owned()), (2, traces[2].to_owned())]
+        );
+        assert_eq!(store.traces_from(2, 10), [(2, traces[2].to_owned())]);
+        assert_eq!(store.traces_from(1, 1), [(1, traces[1].to_owned())]);
+        assert!(store.traces_from(3, 10).is_empty());
+        let scanned: Vec<(u64, String)> = store.scan(0).map(|(seq, id, _)| (seq, id)).collect();
+        assert_eq!(
+            scanned,
+            [(1, traces[1].to_owned()), (2, traces[2].to_owned())]
+        );
         assert!(store.documents(traces[0]).is_none());
         let stats = store.stats();
         assert_eq!(
