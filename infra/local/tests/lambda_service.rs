@@ -96,6 +96,29 @@ async fn past_the_concurrency_limit_is_throttled() {
 }
 
 #[tokio::test]
+async fn a_waiting_invocation_takes_an_environment_freed_before_its_own_init_slot() {
+    // One init slot; a warm invocation answers far faster than an environment starts.
+    let function = Arc::new(payment("0", Duration::from_secs(3), 3).with_init_slots(1));
+    function.invoke(event_for("w-0"), None).await.unwrap();
+    let calls: Vec<_> = (1..4)
+        .map(|i| {
+            let function = Arc::clone(&function);
+            tokio::spawn(async move { function.invoke(event_for(&format!("w-{i}")), None).await })
+        })
+        .collect();
+    let mut cold = 0;
+    for call in calls {
+        let output = call.await.unwrap().expect("no throttling, no failure");
+        cold += usize::from(output.init_duration.is_some());
+    }
+    // Of the three, one took the warm environment, one got the init slot and started a second,
+    // and the third took the warm one back when its first invocation ended, well before a third
+    // environment could have started.
+    assert_eq!(function.stats().environments_started, 2);
+    assert_eq!(cold, 1);
+}
+
+#[tokio::test]
 async fn timeout_fails_like_lambda_and_recycles_the_environment() {
     let function = payment("1000", Duration::from_millis(200), 1);
     let error = function.invoke(event_for("slow"), None).await.unwrap_err();
