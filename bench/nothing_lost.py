@@ -2,6 +2,8 @@
 """Accounts for a local run (bench/nothing_lost.sh): loadgen's report, the local stack's access
 log and the raw segment documents its daemon accepted. Prints a table; exit 1 on any loss.
 
+Exit 1 also when orders were refused (503) or unanswered: nothing lost, but not all served.
+
 Usage: nothing_lost.py REPORT.json STACK_DIR RATE DURATION
 """
 import json
@@ -50,6 +52,7 @@ def main():
             not_invoked[service_of[line["requestPath"].split("/")[1]]] += 1
     invocations = {s: lines.get(s, 0) - not_invoked[s] for s in not_invoked}
     answered = sum(report["statuses"].values())
+    unanswered = requests["sent"] - answered
     loadgen_sent = requests["sent"] - report["segments_not_sent"]
     rows = [
         # (what, expected, measured)
@@ -72,7 +75,7 @@ def main():
     print(f"{rate}/s for {duration}: dispatched {report['dispatched_rps'] or 0:.1f}/s, "
           f"answered {report['throughput_rps']:.1f}/s, late {requests['late']}, dropped {requests['dropped']}, "
           f"p99 {report['latency']['corrected']['p99_ms']:.1f} ms (corrected)")
-    print(f"statuses {dict(report['statuses'])}, no answer {requests['sent'] - answered}; "
+    print(f"statuses {dict(report['statuses'])}, no answer {unanswered}; "
           f"order access-log statuses {dict(local['access_log'].get('order', {}).get('statuses', {}))}")
     print(f"{'check':<56} {'expected':>10} {'measured':>10}")
     # Served, not a loss: an order loadgen stopped waiting for still ran and was recorded.
@@ -84,7 +87,6 @@ def main():
         lost |= not ok
         print(f"{what:<56} {expected:>10} {measured:>10}  {'ok' if ok else 'MISMATCH'}")
     refused = sum(not_invoked.values())
-    unanswered = requests["sent"] - answered
     if refused or unanswered:
         print(f"refused by Lattice without running the function: {not_invoked}; "
               f"orders with no answer: {unanswered} (past this machine's capacity at {rate}/s)")

@@ -2,7 +2,7 @@
 # Nothing lost: RATE orders/s (default 1,000) for DURATION (default 60s) through the local stack,
 # open loop, tracing on, simulation off; then every order's trace, every Lattice access-log line
 # and every segment document is accounted for. Prints one table; exits 1 if anything is missing
-# or counted twice.
+# or counted twice, or if any order was refused or went unanswered.
 #
 # The load ramps up first (RAMP=1: 10 %, 25 %, 50 % of RATE for 5 s each), as one ramps a real
 # Lambda: every execution environment starts cold, and a full-rate step from zero spends its first

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use local_stack::binaries::service_binary;
-use local_stack::lambda::function::{Function, FunctionConfig, InvokeError};
+use local_stack::lambda::function::{Function, FunctionConfig, InvokeError, InvokeOutput};
 use serde_json::{json, Value};
 
 const EVENT: &str =
@@ -73,19 +73,32 @@ async fn cold_then_warm_invocations_answer_in_lattice_format() {
     assert_eq!(function.idle_environments(), 1);
 }
 
+/// Invokes `function` once per order id, all at once; the outcomes in the ids' order.
+async fn invoke_at_once(
+    function: &Arc<Function>,
+    order_ids: impl IntoIterator<Item = String>,
+) -> Vec<Result<InvokeOutput, InvokeError>> {
+    let calls: Vec<_> = order_ids
+        .into_iter()
+        .map(|id| {
+            let function = Arc::clone(function);
+            tokio::spawn(async move { function.invoke(event_for(&id), None).await })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for call in calls {
+        outcomes.push(call.await.unwrap());
+    }
+    outcomes
+}
+
 #[tokio::test]
 async fn past_the_concurrency_limit_is_throttled() {
     let function = Arc::new(payment("300", Duration::from_secs(3), 2));
-    let calls: Vec<_> = (0..3)
-        .map(|i| {
-            let function = Arc::clone(&function);
-            tokio::spawn(async move { function.invoke(event_for(&format!("c-{i}")), None).await })
-        })
-        .collect();
     let mut ok = 0;
     let mut throttled = 0;
-    for call in calls {
-        match call.await.unwrap() {
+    for outcome in invoke_at_once(&function, (0..3).map(|i| format!("c-{i}"))).await {
+        match outcome {
             Ok(_) => ok += 1,
             Err(InvokeError::Throttled) => throttled += 1,
             Err(other) => panic!("unexpected {other}"),
@@ -100,15 +113,9 @@ async fn a_waiting_invocation_takes_an_environment_freed_before_its_own_init_slo
     // One init slot; a warm invocation answers far faster than an environment starts.
     let function = Arc::new(payment("0", Duration::from_secs(3), 3).with_init_slots(1));
     function.invoke(event_for("w-0"), None).await.unwrap();
-    let calls: Vec<_> = (1..4)
-        .map(|i| {
-            let function = Arc::clone(&function);
-            tokio::spawn(async move { function.invoke(event_for(&format!("w-{i}")), None).await })
-        })
-        .collect();
     let mut cold = 0;
-    for call in calls {
-        let output = call.await.unwrap().expect("no throttling, no failure");
+    for outcome in invoke_at_once(&function, (1..4).map(|i| format!("w-{i}"))).await {
+        let output = outcome.expect("no throttling, no failure");
         cold += usize::from(output.init_duration.is_some());
     }
     // Of the three, one took the warm environment, one got the init slot and started a second,
