@@ -217,7 +217,7 @@ async fn inspect_run(
         end: SystemTime::now() + Duration::from_secs(5),
         expected: report
             .requests
-            .sent
+            .traced
             .saturating_sub(report.segments_not_sent),
         wait: output.wait,
         check_limit: output.check_limit,
@@ -310,13 +310,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Report> {
                 );
                 Target::Lambda(LambdaTarget::new(lambda, function, &stack.state.region))
             }
-            None => Target::Lattice(LatticeTarget::new(
+            None => Target::Lattice(Box::new(LatticeTarget::new(
                 &url,
                 Some(credentials.clone()),
                 &stack.state.region,
                 args.timeout,
-                connections,
-            )?),
+            )?)),
         };
         let sink = SegmentSink::daemon(stack.xray_daemon())?;
         let xray = xray_client(
@@ -348,13 +347,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Report> {
                 function,
                 &region,
             )),
-            None => Target::Lattice(LatticeTarget::new(
+            None => Target::Lattice(Box::new(LatticeTarget::new(
                 &url,
                 credentials,
                 &region,
                 args.timeout,
-                connections,
-            )?),
+            )?)),
         };
         let xray = xray_client(
             args.output.xray_endpoint.as_deref(),
@@ -410,6 +408,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Report> {
         duration: args.duration,
         warmup: args.warmup,
         seed: args.seed,
+        sample_rate: args.sample_rate,
         run_id: run_id.clone(),
         scenario: args.scenario.clone(),
         timeout: args.timeout,
@@ -421,7 +420,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Report> {
         stop_rx,
         live,
     )
-    .await;
+    .await?;
     ticker.abort();
     ctrl_c.abort();
 
@@ -435,6 +434,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Report> {
             ended_at: outcome.ended,
             interrupted: outcome.interrupted,
             sent: outcome.sent,
+            traced: outcome.traced,
             warmup: outcome.warmup_requests,
             late: outcome.late,
             dropped: outcome.dropped,

@@ -34,6 +34,13 @@ fn positive_rate(text: &str) -> Result<f64, String> {
         .ok_or_else(|| format!("{text:?} is not a positive rate"))
 }
 
+fn sample_rate(text: &str) -> Result<f64, String> {
+    text.parse::<f64>()
+        .ok()
+        .filter(|r| *r > 0.0 && *r <= 1.0)
+        .ok_or_else(|| format!("{text:?} is not a share of orders above 0 and at most 1"))
+}
+
 /// A parsed `--stages` value (one argument holding several stages).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Stages(pub Vec<Stage>);
@@ -156,6 +163,11 @@ pub struct RunArgs {
     /// Seed of the order generator.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Share of orders traced (0 < F <= 1, drawn from --seed): they carry `Sampled=1` and are
+    /// checked in X-Ray; the rest carry `Sampled=0` and no service records them. At high rates
+    /// this is what X-Ray sampling does in production (its default rule: 5 %).
+    #[arg(long, value_parser = sample_rate, default_value_t = 1.0, value_name = "F")]
+    pub sample_rate: f64,
     /// Run id (annotation.run_id); random by default.
     #[arg(long, value_parser = run_id)]
     pub run_id: Option<String>,
@@ -258,6 +270,7 @@ impl RunArgs {
         );
         flag("max-inflight", self.max_inflight.to_string());
         flag("seed", self.seed.to_string());
+        flag("sample-rate", self.sample_rate.to_string());
         if let Some(run_id) = &self.run_id {
             flag("run-id", run_id.clone());
         }
@@ -344,6 +357,9 @@ mod tests {
             &["--url", "http://x", "--no-simulation"], // local only
             &["inspect"],                              // nothing to inspect
             &["--local", "--map-format", "png"],
+            &["--local", "--sample-rate", "0"],
+            &["--local", "--sample-rate", "1.5"],
+            &["--local", "--sample-rate", "NaN"],
         ];
         for args in refused {
             assert!(parse(args).is_err(), "{args:?} should be refused");
@@ -352,5 +368,11 @@ mod tests {
         assert_eq!(durations.run.duration, Some(Duration::from_secs(90)));
         assert_eq!(durations.run.warmup, Duration::from_secs(5));
         assert_eq!(durations.run.orders_limit(), None);
+        assert_eq!(
+            durations.run.sample_rate, 1.0,
+            "every order traced by default"
+        );
+        let sampled = parse(&["--local", "--sample-rate", "0.05"]).unwrap();
+        assert_eq!(sampled.run.sample_rate, 0.05);
     }
 }

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{mpsc, watch};
 
+use crate::connection::Connection;
 use crate::orders::{Order, OrderGenerator};
 use crate::schedule::Schedule;
 use crate::segments::{OrderTrace, SegmentSink};
@@ -48,6 +49,8 @@ pub struct DriveConfig {
     pub warmup: Duration,
     /// Order generator seed.
     pub seed: u64,
+    /// Share of orders traced (see [`OrderGenerator::with_sample_rate`]).
+    pub sample_rate: f64,
     /// `annotation.run_id`.
     pub run_id: String,
     /// `annotation.scenario`.
@@ -96,6 +99,8 @@ pub struct DriveOutcome {
     pub all_statuses: std::collections::BTreeMap<u16, u64>,
     /// Requests that got no HTTP answer, warm-up included.
     pub unanswered: u64,
+    /// Requests sent traced (`Sampled=1`), warm-up included.
+    pub traced: u64,
 }
 
 fn epoch(t: SystemTime) -> f64 {
@@ -109,33 +114,51 @@ struct Shared {
     run_id: String,
     scenario: String,
     measure_from: Instant,
+    orders: OrderGenerator,
 }
 
 struct Finished {
     sample: Sample,
     warmup: bool,
+    traced: bool,
 }
 
-async fn one_order(shared: &Shared, order: Order, intended: Instant) -> Finished {
+/// Sends `order` on the worker's own `connection`, or on any idle one when `None` (open loop).
+async fn one_order(
+    shared: &Shared,
+    connection: Option<&mut Option<Connection>>,
+    order: Order,
+    intended: Instant,
+) -> Finished {
     let trace = OrderTrace::new();
+    let header = if order.traced {
+        trace.header()
+    } else {
+        trace.unsampled_header()
+    };
     let started_wall = SystemTime::now();
     let sent_at = Instant::now();
-    let result = shared.target.send(order.body, &trace.header()).await;
+    let result = match connection {
+        Some(connection) => shared.target.send(connection, order.body, &header).await,
+        None => shared.target.send_pooled(order.body, &header).await,
+    };
     let done = Instant::now();
     let ended_wall = SystemTime::now();
     let (status, error, detail) = match &result {
         Ok(status) => (Some(*status), ErrorKind::from_status(*status), None),
         Err(e) => (None, Some(e.kind), Some(e.detail.as_str())),
     };
-    shared.sink.send(&trace.document(
-        &shared.run_id,
-        &shared.scenario,
-        shared.target.url(),
-        epoch(started_wall),
-        epoch(ended_wall),
-        status,
-        detail,
-    ));
+    if order.traced {
+        shared.sink.send(&trace.document(
+            &shared.run_id,
+            &shared.scenario,
+            shared.target.url(),
+            epoch(started_wall),
+            epoch(ended_wall),
+            status,
+            detail,
+        ));
+    }
     let warmup = intended < shared.measure_from;
     Finished {
         sample: Sample {
@@ -148,8 +171,13 @@ async fn one_order(shared: &Shared, order: Order, intended: Instant) -> Finished
                 .as_secs(),
         },
         warmup,
+        traced: order.traced,
     }
 }
+
+/// Samples a recorder keeps before adding them to the shared per-second series: one lock per
+/// batch instead of one per request. The series is read once, at the end of the run.
+const SERIES_BATCH: usize = 64;
 
 /// Records finished requests: one worker's statistics, plus the shared series and progress.
 struct Recorder {
@@ -157,7 +185,9 @@ struct Recorder {
     warmup: u64,
     all_statuses: std::collections::BTreeMap<u16, u64>,
     unanswered: u64,
+    traced: u64,
     series: Arc<Mutex<Series>>,
+    for_series: Vec<Sample>,
     live: Arc<Live>,
 }
 
@@ -168,7 +198,9 @@ impl Recorder {
             warmup: 0,
             all_statuses: std::collections::BTreeMap::new(),
             unanswered: 0,
+            traced: 0,
             series,
+            for_series: Vec::with_capacity(SERIES_BATCH),
             live,
         }
     }
@@ -182,15 +214,16 @@ impl Recorder {
             Some(status) => *self.all_statuses.entry(status).or_default() += 1,
             None => self.unanswered += 1,
         }
+        self.traced += u64::from(finished.traced);
         if finished.warmup {
             self.warmup += 1;
             return;
         }
         self.stats.record(&finished.sample);
-        self.series
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .record(&finished.sample);
+        self.for_series.push(finished.sample);
+        if self.for_series.len() >= SERIES_BATCH {
+            self.flush();
+        }
         if self.stats.requests().is_multiple_of(64) {
             self.live.p99_us.store(
                 self.stats.corrected.value_at_quantile(0.99),
@@ -198,16 +231,127 @@ impl Recorder {
             );
         }
     }
+
+    /// Hands the batched samples to the series.
+    fn flush(&mut self) {
+        if self.for_series.is_empty() {
+            return;
+        }
+        let mut series = self.series.lock().unwrap_or_else(|p| p.into_inner());
+        for sample in self.for_series.drain(..) {
+            series.record(&sample);
+        }
+    }
+
+    /// Takes in another recorder's counts (flushing both first).
+    fn merge(&mut self, mut other: Recorder) {
+        other.flush();
+        self.flush();
+        self.stats.merge(&other.stats);
+        self.warmup += other.warmup;
+        self.unanswered += other.unanswered;
+        self.traced += other.traced;
+        for (status, n) in other.all_statuses {
+            *self.all_statuses.entry(status).or_default() += n;
+        }
+    }
+}
+
+/// What every closed-loop worker shares.
+#[derive(Clone)]
+struct ClosedLoop {
+    shared: Arc<Shared>,
+    issued: Arc<AtomicU64>,
+    limit: Option<u64>,
+    deadline: Option<Instant>,
+    interrupted: Arc<AtomicBool>,
+    stop: watch::Receiver<bool>,
+    live: Arc<Live>,
+    series: Arc<Mutex<Series>>,
+    /// Turns true (or is dropped) once every thread's counts are in: until then each thread's
+    /// runtime keeps running, because an AWS SDK client's pooled connection runs as a task on
+    /// the runtime that opened it and may be in use by another thread's worker.
+    release: watch::Receiver<bool>,
+}
+
+impl ClosedLoop {
+    /// One worker: its own connection and histograms; the next order as soon as the last
+    /// answered.
+    async fn worker(mut self) -> Recorder {
+        let mut recorder = Recorder::new(Arc::clone(&self.live), Arc::clone(&self.series));
+        let mut connection = None;
+        loop {
+            if *self.stop.borrow_and_update() {
+                self.interrupted.store(true, Ordering::Relaxed);
+                break;
+            }
+            if self.deadline.is_some_and(|d| Instant::now() >= d) {
+                break;
+            }
+            let index = self.issued.fetch_add(1, Ordering::Relaxed);
+            if self.limit.is_some_and(|n| index >= n) {
+                break;
+            }
+            let order = self.shared.orders.order(index);
+            let finished =
+                one_order(&self.shared, Some(&mut connection), order, Instant::now()).await;
+            recorder.record(finished);
+        }
+        recorder.flush();
+        recorder
+    }
+
+    /// `workers` workers on a runtime of their own on a thread of its own: each thread's
+    /// workers send, receive and record without waking another thread.
+    fn spawn_thread(
+        &self,
+        name: String,
+        workers: usize,
+    ) -> std::io::Result<tokio::sync::oneshot::Receiver<std::io::Result<Recorder>>> {
+        let (done, recorder) = tokio::sync::oneshot::channel();
+        let this = self.clone();
+        std::thread::Builder::new().name(name).spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(error) => {
+                    let _ = done.send(Err(error));
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                let tasks: Vec<_> = (0..workers)
+                    .map(|_| tokio::spawn(this.clone().worker()))
+                    .collect();
+                let mut merged = Recorder::new(Arc::clone(&this.live), Arc::clone(&this.series));
+                for task in tasks {
+                    if let Ok(recorder) = task.await {
+                        merged.merge(recorder);
+                    }
+                }
+                let _ = done.send(Ok(merged));
+                // Waiting here keeps this runtime's tasks running meanwhile.
+                let mut release = this.release;
+                let _ = release.wait_for(|released| *released).await;
+            });
+        })?;
+        Ok(recorder)
+    }
 }
 
 /// Runs the load until the limits are reached or `stop` turns true (Ctrl-C).
+///
+/// The closed loop runs its workers on one thread per CPU (at most one per worker), each with a
+/// single-threaded runtime; the open loop's scheduled requests run on the caller's runtime.
 pub async fn drive(
     target: Arc<Target>,
     sink: Arc<SegmentSink>,
     config: &DriveConfig,
     mut stop: watch::Receiver<bool>,
     live: Arc<Live>,
-) -> DriveOutcome {
+) -> std::io::Result<DriveOutcome> {
     let started = SystemTime::now();
     let t0 = Instant::now();
     let measure_from = t0 + config.warmup;
@@ -218,12 +362,13 @@ pub async fn drive(
         run_id: config.run_id.clone(),
         scenario: config.scenario.clone(),
         measure_from,
+        orders: OrderGenerator::new(config.seed, &config.run_id)
+            .with_sample_rate(config.sample_rate),
     });
-    let generator = Arc::new(Mutex::new(OrderGenerator::new(config.seed, &config.run_id)));
     let interrupted = Arc::new(AtomicBool::new(false));
     let series = Arc::new(Mutex::new(Series::new(config.timeout)));
     let (mut late, mut dropped, mut sent, mut dispatched_rate) = (0u64, 0u64, 0u64, None);
-    let recorder = match &config.model {
+    let mut recorder = match &config.model {
         LoadModel::Open {
             schedule,
             max_inflight,
@@ -254,10 +399,7 @@ pub async fn drive(
                     break;
                 }
                 // Built before the wait: nothing but signing and sending is timed.
-                let order = generator
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .next_order();
+                let order = shared.orders.order(index);
                 tokio::select! {
                     _ = tokio::time::sleep_until(intended.into()) => {}
                     _ = stop.wait_for(|s| *s) => { interrupted.store(true, Ordering::Relaxed); break; }
@@ -279,7 +421,7 @@ pub async fn drive(
                 let (shared, tx, inflight) =
                     (Arc::clone(&shared), tx.clone(), Arc::clone(&inflight));
                 tokio::spawn(async move {
-                    let finished = one_order(&shared, order, intended).await;
+                    let finished = one_order(&shared, None, order, intended).await;
                     inflight.fetch_sub(1, Ordering::Relaxed);
                     let _ = tx.send(finished).await;
                 });
@@ -297,67 +439,51 @@ pub async fn drive(
                 .unwrap_or_else(|_| Recorder::new(Arc::clone(&live), Arc::clone(&series)))
         }
         LoadModel::Closed { concurrency } => {
-            let issued = Arc::new(AtomicU64::new(0));
-            let mut workers = Vec::new();
-            for _ in 0..*concurrency {
-                let (shared, generator, issued, live, interrupted, series) = (
-                    Arc::clone(&shared),
-                    Arc::clone(&generator),
-                    Arc::clone(&issued),
-                    Arc::clone(&live),
-                    Arc::clone(&interrupted),
-                    Arc::clone(&series),
-                );
-                let mut stop = stop.clone();
-                let orders = config.orders;
-                workers.push(tokio::spawn(async move {
-                    // Each worker its own histograms; merged at the end.
-                    let mut recorder = Recorder::new(live, series);
-                    loop {
-                        if *stop.borrow_and_update() {
-                            interrupted.store(true, Ordering::Relaxed);
-                            break;
-                        }
-                        if deadline.is_some_and(|d| Instant::now() >= d) {
-                            break;
-                        }
-                        if orders.is_some_and(|n| issued.fetch_add(1, Ordering::Relaxed) >= n) {
-                            break;
-                        }
-                        let order = generator
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .next_order();
-                        let finished = one_order(&shared, order, Instant::now()).await;
-                        recorder.record(finished);
-                    }
-                    recorder
-                }));
+            let concurrency = (*concurrency).max(1);
+            // Dropped on every way out of this block, which releases the threads too.
+            let release = watch::Sender::new(false);
+            let threads = std::thread::available_parallelism()
+                .map_or(1, std::num::NonZero::get)
+                .min(concurrency);
+            let closed = ClosedLoop {
+                shared: Arc::clone(&shared),
+                issued: Arc::new(AtomicU64::new(0)),
+                limit: config.orders,
+                deadline,
+                interrupted: Arc::clone(&interrupted),
+                stop: stop.clone(),
+                live: Arc::clone(&live),
+                series: Arc::clone(&series),
+                release: release.subscribe(),
+            };
+            let mut running = Vec::with_capacity(threads);
+            for thread in 0..threads {
+                let workers = concurrency / threads + usize::from(thread < concurrency % threads);
+                running.push(closed.spawn_thread(format!("loadgen-{thread}"), workers)?);
             }
             let mut merged = Recorder::new(Arc::clone(&live), Arc::clone(&series));
-            for worker in workers {
-                if let Ok(recorder) = worker.await {
-                    merged.stats.merge(&recorder.stats);
-                    merged.warmup += recorder.warmup;
-                    merged.unanswered += recorder.unanswered;
-                    for (status, n) in recorder.all_statuses {
-                        *merged.all_statuses.entry(status).or_default() += n;
-                    }
-                }
+            for thread in running {
+                let recorder = thread.await.map_err(|_| {
+                    std::io::Error::other("a load thread ended without its counts")
+                })??;
+                merged.merge(recorder);
             }
+            release.send_replace(true);
             sent = merged.stats.requests() + merged.warmup;
             merged
         }
     };
+    recorder.flush();
     let ended = SystemTime::now();
     let seconds = series.lock().unwrap_or_else(|p| p.into_inner()).seconds();
     let measured = Instant::now().saturating_duration_since(measure_from);
-    DriveOutcome {
+    Ok(DriveOutcome {
         sent,
         warmup_requests: recorder.warmup,
-        all_statuses: recorder.all_statuses,
+        all_statuses: std::mem::take(&mut recorder.all_statuses),
         unanswered: recorder.unanswered,
-        stats: recorder.stats,
+        traced: recorder.traced,
+        stats: std::mem::take(&mut recorder.stats),
         late,
         dropped,
         started,
@@ -366,5 +492,5 @@ pub async fn drive(
         dispatched_rate,
         interrupted: interrupted.load(Ordering::Relaxed),
         series: seconds,
-    }
+    })
 }

@@ -17,6 +17,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod connection;
 pub mod driver;
 pub mod inspect;
 pub mod map;

@@ -11,13 +11,15 @@ use crate::inspect::Inspection;
 use crate::stats::{percentiles, ErrorKind, Percentiles, RunStats, SecondStats};
 
 /// The report format's version.
-pub const SCHEMA: &str = "loadgen-report/1";
+pub const SCHEMA: &str = "loadgen-report/2";
 
 /// Request counts.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Requests {
     /// Sent in all (warm-up included).
     pub sent: u64,
+    /// Of those, traced (`Sampled=1`): the traces the inspection looks for.
+    pub traced: u64,
     /// In the statistics (after warm-up).
     pub measured: u64,
     /// Measured and answered 2xx/3xx.
@@ -142,6 +144,8 @@ pub struct RunFacts {
     pub interrupted: bool,
     /// Sent in all.
     pub sent: u64,
+    /// Traced.
+    pub traced: u64,
     /// Warm-up.
     pub warmup: u64,
     /// Late.
@@ -174,6 +178,7 @@ impl Report {
             interrupted: facts.interrupted,
             requests: Requests {
                 sent: facts.sent,
+                traced: facts.traced,
                 measured,
                 ok: measured - failed,
                 failed,
@@ -223,9 +228,14 @@ impl Report {
         );
         let _ = writeln!(
             out,
-            "  {} | {} sent, {} measured over {:.1} s: {:.1} req/s{}{}",
+            "  {} | {} sent{}, {} measured over {:.1} s: {:.1} req/s{}{}",
             self.model,
             self.requests.sent,
+            if self.requests.traced == self.requests.sent {
+                String::new()
+            } else {
+                format!(" ({} traced)", self.requests.traced)
+            },
             self.requests.measured,
             self.measured_seconds,
             self.throughput_rps,

@@ -193,6 +193,8 @@ mod tests {
             "64",
             "--seed",
             "9",
+            "--sample-rate",
+            "0.05",
             "--run-id",
             "r-1",
             "--scenario",
@@ -228,6 +230,7 @@ mod tests {
             (there.seed, &there.run_id, &there.scenario, there.timeout),
             (here.seed, &here.run_id, &here.scenario, here.timeout)
         );
+        assert_eq!((there.sample_rate, here.sample_rate), (0.05, 0.05));
         assert!(
             there.no_inspect,
             "the runner cannot reach X-Ray: the caller inspects"

@@ -53,6 +53,12 @@ impl OrderTrace {
         format!("Root={};Parent={};Sampled=1", self.trace_id, self.call_id)
     }
 
+    /// The header of an order that is not traced: the Root alone, with `Sampled=0`, so no
+    /// service records it (and no `Parent` names a segment that will never exist).
+    pub fn unsampled_header(&self) -> String {
+        format!("Root={};Sampled=0", self.trace_id)
+    }
+
     /// loadgen's segment document for the finished call (serialized straight from these
     /// borrowed fields: no JSON tree is built on the request path).
     #[allow(clippy::too_many_arguments)]
@@ -305,6 +311,19 @@ mod tests {
         assert_eq!(
             header,
             format!("Root={};Parent={};Sampled=1", trace.trace_id, trace.call_id)
+        );
+        assert_eq!(
+            trace.unsampled_header(),
+            format!("Root={};Sampled=0", trace.trace_id)
+        );
+        let unsampled: lattice_xray::TraceHeader = trace.unsampled_header().parse().unwrap();
+        assert_eq!(
+            (unsampled.root, unsampled.parent, unsampled.sampling),
+            (
+                trace.trace_id,
+                None,
+                lattice_xray::header::Sampling::NotSampled
+            )
         );
         let parsed: lattice_xray::TraceHeader = header.parse().unwrap();
         assert_eq!(parsed.root, trace.trace_id);

@@ -2,16 +2,26 @@
 //! `vpc-lattice-svcs` (the signing routine the services use, from `lattice_xray`), with
 //! credentials from the standard AWS chain or, locally, the local stack's loadgen key.
 
-use std::error::Error as _;
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
-use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_smithy_runtime_api::client::identity::Identity;
 use bytes::Bytes;
+use http::HeaderValue;
+use http_body_util::Full;
+use lattice_xray::credentials::CachedCredentials;
 use lattice_xray::lattice_client::sign_for_lattice;
 use local_stack::lattice::event::{Identity as CallerIdentity, LatticeEventV2, RequestContext};
 
+use crate::connection::{self, Connection, Connector, ExchangeError, OutgoingRequest};
 use crate::stats::ErrorKind;
+
+/// How long a connect (TCP and TLS) may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+const USER_AGENT: HeaderValue =
+    HeaderValue::from_static(concat!("loadgen/", env!("CARGO_PKG_VERSION")));
 
 /// A failed send.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,47 +33,53 @@ pub struct SendError {
 }
 
 /// A Lattice service endpoint.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct LatticeTarget {
-    client: reqwest::Client,
+    connector: Connector,
     url: String,
-    /// Parsed once: the request path signs `uri` and sends to `parsed` (no URL parsing per order).
+    /// Parsed once: where connections go (`uri`), what the request line and the signature name
+    /// (`path`, origin form) and the `host` header; no URL work per order.
     uri: http::Uri,
-    parsed: reqwest::Url,
-    host: String,
-    credentials: Option<SharedCredentialsProvider>,
+    path: http::Uri,
+    host: HeaderValue,
+    credentials: Option<CachedCredentials>,
     region: String,
+    timeout: Duration,
+    /// Connections between open-loop requests (closed-loop workers keep their own).
+    idle: Mutex<Vec<Connection>>,
 }
 
 impl LatticeTarget {
-    /// Orders POSTed to `url`, signed with `credentials` for `region` (unsigned when `None`:
-    /// services with `AuthType: NONE`, and measuring loadgen itself).
+    /// Orders POSTed to `url`, signed with `credentials` (fetched once and reused until shortly
+    /// before they expire) for `region` (unsigned when `None`:
+    /// services with `AuthType: NONE`, and measuring loadgen itself); each request, connect
+    /// included, may take `timeout`.
     pub fn new(
         url: &str,
         credentials: Option<SharedCredentialsProvider>,
         region: &str,
         timeout: Duration,
-        connections: usize,
     ) -> anyhow::Result<Self> {
-        let parsed: http::Uri = url.parse()?;
-        let host = parsed
+        let uri: http::Uri = url.parse()?;
+        let host = uri
             .authority()
             .ok_or_else(|| anyhow::anyhow!("{url}: no host"))?
             .as_str()
-            .to_owned();
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(Duration::from_secs(3))
-            .pool_max_idle_per_host(connections)
-            .build()?;
+            .parse()?;
+        let path = uri
+            .path_and_query()
+            .map_or("/", http::uri::PathAndQuery::as_str)
+            .parse()?;
         Ok(Self {
-            client,
+            connector: connection::connector()?,
             url: url.to_owned(),
-            uri: parsed.clone(),
-            parsed: reqwest::Url::parse(url)?,
+            uri,
+            path,
             host,
-            credentials,
+            credentials: credentials.map(CachedCredentials::new),
             region: region.to_owned(),
+            timeout,
+            idle: Mutex::new(Vec::new()),
         })
     }
 
@@ -72,76 +88,133 @@ impl LatticeTarget {
         &self.url
     }
 
-    /// Signs and sends one order; the HTTP status, or why there was none.
-    pub async fn send(&self, body: Bytes, trace_header: &str) -> Result<u16, SendError> {
+    /// The request for one order, signed when the target has credentials.
+    async fn request(&self, body: Bytes, trace_header: &str) -> Result<OutgoingRequest, SendError> {
         let signing_error = |detail: String| SendError {
             kind: ErrorKind::Other,
             detail,
         };
-        // The head alone is signed (Lattice takes UNSIGNED-PAYLOAD), then sent with the body.
-        let mut head = http::Request::builder()
-            .method("POST")
-            .uri(self.uri.clone())
-            .header("host", &self.host)
+        let mut request = http::Request::builder()
+            .method(http::Method::POST)
+            .uri(self.path.clone())
+            .header(http::header::HOST, self.host.clone())
             .header(
                 http::header::CONTENT_TYPE,
-                http::HeaderValue::from_static("application/json"),
+                HeaderValue::from_static("application/json"),
             )
-            .header(
-                http::header::USER_AGENT,
-                http::HeaderValue::from_static(concat!("loadgen/", env!("CARGO_PKG_VERSION"))),
-            )
-            .body(())
+            .header(http::header::USER_AGENT, USER_AGENT)
+            .body(Full::new(body))
             .map_err(|e| signing_error(e.to_string()))?;
         if let Some(provider) = &self.credentials {
             let credentials = provider
-                .provide_credentials()
+                .credentials()
                 .await
                 .map_err(|e| signing_error(format!("no credentials: {e}")))?;
+            // Lattice takes UNSIGNED-PAYLOAD: the head alone is signed.
             sign_for_lattice(
-                &mut head,
+                &mut request,
                 &Identity::from(credentials),
                 &self.region,
                 SystemTime::now(),
             )
             .map_err(|e| signing_error(e.to_string()))?;
         }
-        if let Ok(value) = trace_header.parse() {
-            head.headers_mut().insert("x-amzn-trace-id", value);
+        if let Ok(value) = HeaderValue::from_str(trace_header) {
+            request.headers_mut().insert("x-amzn-trace-id", value);
         }
-        let mut request = reqwest::Request::new(reqwest::Method::POST, self.parsed.clone());
-        *request.headers_mut() = head.into_parts().0.headers;
-        *request.body_mut() = Some(body.into());
-        let response = self.client.execute(request).await.map_err(classify)?;
-        let status = response.status().as_u16();
-        // Read the body so the connection is reused.
-        response.bytes().await.map_err(classify)?;
-        Ok(status)
+        Ok(request)
     }
-}
 
-fn classify(error: reqwest::Error) -> SendError {
-    let mut chain = error.to_string();
-    let mut source = error.source();
-    while let Some(inner) = source {
-        chain.push_str(": ");
-        chain.push_str(&inner.to_string());
-        source = inner.source();
+    /// Signs and sends one order on `connection` (opened first when `None`, and left `None`
+    /// when it cannot be used again); the HTTP status, or why there was none.
+    pub async fn send(
+        &self,
+        connection: &mut Option<Connection>,
+        body: Bytes,
+        trace_header: &str,
+    ) -> Result<u16, SendError> {
+        let request = self.request(body, trace_header).await?;
+        match tokio::time::timeout(self.timeout, self.exchange(connection, request)).await {
+            Ok(answer) => answer,
+            Err(_) => {
+                *connection = None;
+                Err(SendError {
+                    kind: ErrorKind::Timeout,
+                    detail: format!("no answer within {:?}", self.timeout),
+                })
+            }
+        }
     }
-    let lower = chain.to_ascii_lowercase();
-    let kind = if error.is_timeout() {
-        ErrorKind::Timeout
-    } else if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake")
-    {
-        ErrorKind::Tls
-    } else if error.is_connect() {
-        ErrorKind::Connect
-    } else {
-        ErrorKind::Other
-    };
-    SendError {
-        kind,
-        detail: chain,
+
+    /// [`send`](Self::send) on a connection from the idle list (or a new one), put back after a
+    /// complete answer: for open-loop requests, which have no worker to keep one.
+    pub async fn send_pooled(&self, body: Bytes, trace_header: &str) -> Result<u16, SendError> {
+        let mut connection = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let answer = self.send(&mut connection, body, trace_header).await;
+        if let Some(connection) = connection {
+            self.idle
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(connection);
+        }
+        answer
+    }
+
+    async fn exchange(
+        &self,
+        slot: &mut Option<Connection>,
+        mut request: OutgoingRequest,
+    ) -> Result<u16, SendError> {
+        loop {
+            let reused = slot.is_some();
+            let connection = match slot {
+                Some(connection) => connection,
+                None => slot.insert(self.connect().await?),
+            };
+            match connection.exchange(request).await {
+                Ok(status) => {
+                    if connection.is_finished() {
+                        *slot = None;
+                    }
+                    return Ok(status.as_u16());
+                }
+                // The server closed a kept-alive connection before this request was written:
+                // once more on a new one, as every HTTP client does.
+                Err(ExchangeError::NotSent(unsent, _)) if reused => {
+                    *slot = None;
+                    request = *unsent;
+                }
+                Err(ExchangeError::NotSent(_, detail) | ExchangeError::Failed(detail)) => {
+                    *slot = None;
+                    return Err(SendError {
+                        kind: ErrorKind::Other,
+                        detail,
+                    });
+                }
+            }
+        }
+    }
+
+    async fn connect(&self) -> Result<Connection, SendError> {
+        match tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            Connection::open(&self.connector, &self.uri),
+        )
+        .await
+        {
+            Ok(Ok(connection)) => Ok(connection),
+            Ok(Err(error)) => Err(SendError {
+                kind: error.kind,
+                detail: error.detail,
+            }),
+            Err(_) => Err(SendError {
+                kind: ErrorKind::Connect,
+                detail: format!(
+                    "connect to {} timed out after {CONNECT_TIMEOUT:?}",
+                    self.uri
+                ),
+            }),
+        }
     }
 }
 
@@ -259,19 +332,33 @@ impl LambdaTarget {
 }
 
 /// Where orders go.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub enum Target {
     /// A Lattice service URL.
-    Lattice(LatticeTarget),
+    Lattice(Box<LatticeTarget>),
     /// The order function invoked directly.
     Lambda(LambdaTarget),
 }
 
 impl Target {
-    /// Sends one order.
-    pub async fn send(&self, body: Bytes, trace_header: &str) -> Result<u16, SendError> {
+    /// Sends one order on the caller's own `connection` (a closed-loop worker's; the Lambda
+    /// target has its SDK client's and leaves it `None`).
+    pub async fn send(
+        &self,
+        connection: &mut Option<Connection>,
+        body: Bytes,
+        trace_header: &str,
+    ) -> Result<u16, SendError> {
         match self {
-            Self::Lattice(t) => t.send(body, trace_header).await,
+            Self::Lattice(t) => t.send(connection, body, trace_header).await,
+            Self::Lambda(t) => t.send(body, trace_header).await,
+        }
+    }
+
+    /// Sends one order on any idle connection (open-loop requests).
+    pub async fn send_pooled(&self, body: Bytes, trace_header: &str) -> Result<u16, SendError> {
+        match self {
+            Self::Lattice(t) => t.send_pooled(body, trace_header).await,
             Self::Lambda(t) => t.send(body, trace_header).await,
         }
     }
@@ -282,5 +369,253 @@ impl Target {
             Self::Lattice(t) => t.url(),
             Self::Lambda(t) => &t.label,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+
+    const CREATED: &[u8] = b"HTTP/1.1 201 Created\r\ncontent-length: 11\r\n\r\n{\"ok\":true}";
+
+    /// What the test server does after reading a request.
+    #[derive(Clone, Copy)]
+    enum Then {
+        /// Answers 201 and keeps the connection.
+        Answer,
+        /// Answers 201 and closes (no `Connection: close`: the client learns from the FIN).
+        AnswerAndClose,
+        /// Closes without answering.
+        Hang,
+        /// Never answers, keeps the connection open.
+        Silence,
+    }
+
+    #[derive(Default)]
+    struct Seen {
+        connections: usize,
+        /// Each request's head as received.
+        heads: Vec<String>,
+    }
+
+    async fn read_request(stream: &mut TcpStream) -> Option<String> {
+        let mut data = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            if let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&data[..end]).into_owned();
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length: "))
+                    .map_or(0, |n| n.parse().unwrap());
+                while data.len() < end + 4 + length {
+                    let n = stream.read(&mut buf).await.ok()?;
+                    if n == 0 {
+                        return None;
+                    }
+                    data.extend_from_slice(&buf[..n]);
+                }
+                return Some(head);
+            }
+            let n = stream.read(&mut buf).await.ok()?;
+            if n == 0 {
+                return None;
+            }
+            data.extend_from_slice(&buf[..n]);
+        }
+    }
+
+    /// A server doing `then` for every request; the URL of its `/orders`.
+    async fn server(then: Then) -> (String, Arc<Mutex<Seen>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/orders", listener.local_addr().unwrap());
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let record = Arc::clone(&seen);
+        tokio::spawn(async move {
+            loop {
+                let (mut stream, _) = listener.accept().await.unwrap();
+                record.lock().unwrap().connections += 1;
+                let record = Arc::clone(&record);
+                tokio::spawn(async move {
+                    while let Some(head) = read_request(&mut stream).await {
+                        record.lock().unwrap().heads.push(head);
+                        match then {
+                            Then::Answer => stream.write_all(CREATED).await.unwrap(),
+                            Then::AnswerAndClose => {
+                                stream.write_all(CREATED).await.unwrap();
+                                return;
+                            }
+                            Then::Hang => return,
+                            Then::Silence => std::future::pending::<()>().await,
+                        }
+                    }
+                });
+            }
+        });
+        (url, seen)
+    }
+
+    fn target(url: &str, credentials: Option<SharedCredentialsProvider>) -> LatticeTarget {
+        LatticeTarget::new(url, credentials, "us-east-1", Duration::from_millis(500)).unwrap()
+    }
+
+    const HEADER: &str =
+        "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+
+    #[tokio::test]
+    async fn orders_go_in_origin_form_with_exact_headers_on_one_kept_connection() {
+        let (url, seen) = server(Then::Answer).await;
+        let target = target(&url, None);
+        let mut connection = None;
+        for _ in 0..3 {
+            let status = target
+                .send(&mut connection, Bytes::from_static(b"{\"a\":1}"), HEADER)
+                .await;
+            assert_eq!(status, Ok(201));
+        }
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.connections, 1, "kept alive");
+        let authority = url
+            .trim_start_matches("http://")
+            .trim_end_matches("/orders");
+        let mut head: Vec<String> = seen.heads[0].lines().map(str::to_ascii_lowercase).collect();
+        assert_eq!(head.remove(0), "post /orders http/1.1");
+        head.sort();
+        assert_eq!(
+            head,
+            [
+                "content-length: 7".to_owned(),
+                "content-type: application/json".to_owned(),
+                format!("host: {authority}"),
+                format!("user-agent: loadgen/{}", env!("CARGO_PKG_VERSION")),
+                format!("x-amzn-trace-id: {}", HEADER.to_ascii_lowercase()),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn signed_orders_carry_a_lattice_sigv4_signature() {
+        let (url, seen) = server(Then::Answer).await;
+        let credentials = SharedCredentialsProvider::new(aws_credential_types::Credentials::new(
+            "AKIDTEST",
+            "secret",
+            Some("session-token".into()),
+            None,
+            "test",
+        ));
+        let target = target(&url, Some(credentials));
+        assert_eq!(
+            target
+                .send(&mut None, Bytes::from_static(b"{}"), HEADER)
+                .await,
+            Ok(201)
+        );
+        let head = seen.lock().unwrap().heads[0].to_ascii_lowercase();
+        let authorization = head
+            .lines()
+            .find_map(|l| l.strip_prefix("authorization: "))
+            .expect("signed");
+        assert!(
+            authorization.starts_with("aws4-hmac-sha256 credential=akidtest/")
+                && authorization.contains("/us-east-1/vpc-lattice-svcs/aws4_request"),
+            "{authorization}"
+        );
+        assert!(
+            head.contains("x-amz-content-sha256: unsigned-payload"),
+            "{head}"
+        );
+        assert!(
+            head.contains("x-amz-security-token: session-token"),
+            "{head}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_connection_the_server_closed_is_replaced_without_failing_the_order() {
+        let (url, seen) = server(Then::AnswerAndClose).await;
+        let target = target(&url, None);
+        let mut connection = None;
+        for _ in 0..3 {
+            assert_eq!(
+                target
+                    .send(&mut connection, Bytes::from_static(b"{}"), HEADER)
+                    .await,
+                Ok(201)
+            );
+            // Time for the FIN to arrive before the next order.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let seen = seen.lock().unwrap();
+        assert_eq!((seen.connections, seen.heads.len()), (3, 3));
+    }
+
+    #[tokio::test]
+    async fn failures_are_classified_and_spend_the_connection() {
+        let (url, _) = server(Then::Hang).await;
+        let mut connection = None;
+        let failed = target(&url, None)
+            .send(&mut connection, Bytes::from_static(b"{}"), HEADER)
+            .await
+            .unwrap_err();
+        assert_eq!(failed.kind, ErrorKind::Other, "{failed:?}");
+        assert!(connection.is_none());
+
+        let (url, _) = server(Then::Silence).await;
+        let mut connection = None;
+        let timed_out = target(&url, None)
+            .send(&mut connection, Bytes::from_static(b"{}"), HEADER)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            timed_out,
+            SendError {
+                kind: ErrorKind::Timeout,
+                detail: "no answer within 500ms".into()
+            }
+        );
+        assert!(connection.is_none());
+
+        // Nothing listens on a port just released.
+        let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/orders", closed.local_addr().unwrap());
+        drop(closed);
+        let refused = target(&url, None)
+            .send(&mut None, Bytes::from_static(b"{}"), HEADER)
+            .await
+            .unwrap_err();
+        assert_eq!(refused.kind, ErrorKind::Connect, "{refused:?}");
+    }
+
+    #[tokio::test]
+    async fn open_loop_requests_share_idle_connections() {
+        let (url, seen) = server(Then::Answer).await;
+        let target = Arc::new(target(&url, None));
+        for _ in 0..5 {
+            assert_eq!(
+                target.send_pooled(Bytes::from_static(b"{}"), HEADER).await,
+                Ok(201)
+            );
+        }
+        let concurrent: Vec<_> = (0..4)
+            .map(|_| {
+                let target = Arc::clone(&target);
+                tokio::spawn(
+                    async move { target.send_pooled(Bytes::from_static(b"{}"), HEADER).await },
+                )
+            })
+            .collect();
+        for request in concurrent {
+            assert_eq!(request.await.unwrap(), Ok(201));
+        }
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.heads.len(), 9);
+        assert!(
+            (1..=4).contains(&seen.connections),
+            "{} connections for 9 requests, at most 4 at once",
+            seen.connections
+        );
     }
 }

@@ -203,3 +203,85 @@ async fn traces_evicted_by_a_full_store_are_reported_as_evicted() {
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_sampled_orders_are_traced_anywhere() {
+    let cli = Cli::try_parse_from([
+        "loadgen",
+        "--local",
+        "--no-build",
+        "--quiet",
+        "--no-simulation",
+        "--orders",
+        "120",
+        "--concurrency",
+        "4",
+        "--sample-rate",
+        "0.25",
+        "--seed",
+        "5",
+        "--run-id",
+        "e2e-sampled",
+        "--wait",
+        "30s",
+        "--raw-documents",
+    ])
+    .unwrap();
+    let report = loadgen::app::run(cli.run).await.expect("the run completes");
+    // Which orders are traced is drawn from the seed: the report counts exactly those.
+    let orders = loadgen::orders::OrderGenerator::new(5, "e2e-sampled").with_sample_rate(0.25);
+    let traced = (0..120).filter(|&i| orders.order(i).traced).count() as u64;
+    assert!((15..50).contains(&traced), "{traced}");
+    assert_eq!(report.requests.traced, traced);
+    // Every order is served; only the traced ones are in X-Ray, each complete.
+    assert_eq!(
+        report.statuses.get("201"),
+        Some(&120),
+        "{:?}",
+        report.errors
+    );
+    let inspection = report.inspection.as_ref().expect("inspected");
+    assert_eq!(inspection.traces_found, traced);
+    assert_eq!(
+        inspection.complete_percent, 100.0,
+        "{:#?}",
+        inspection.incomplete
+    );
+    // Sampled=0 reached every service: none recorded an untraced order. (The Lambda service's
+    // own traces - a new trace per sampled invocation, by its own rule - are apart from these.)
+    let raw = std::env::temp_dir().join("loadgen-e2e-sampled/xray-documents.ndjson");
+    let documents: Vec<Value> = std::fs::read_to_string(&raw)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let traces_of = |keep: &dyn Fn(&Value) -> bool| -> std::collections::BTreeSet<String> {
+        documents
+            .iter()
+            .filter(|d| keep(d))
+            .map(|d| d["trace_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let loadgen_traces = traces_of(&|d| d["name"] == "loadgen");
+    let lambda_service_traces = traces_of(&|d| d["origin"] == "AWS::Lambda");
+    assert_eq!(loadgen_traces.len() as u64, traced);
+    for service in ["order", "inventory", "payment"] {
+        let in_order_traces = documents
+            .iter()
+            .filter(|d| d["name"] == service)
+            .filter(|d| loadgen_traces.contains(d["trace_id"].as_str().unwrap()))
+            .count() as u64;
+        assert_eq!(in_order_traces, traced, "{service}");
+    }
+    let stray: Vec<&Value> = documents
+        .iter()
+        .filter(|d| {
+            let trace = d["trace_id"].as_str().unwrap();
+            !loadgen_traces.contains(trace) && !lambda_service_traces.contains(trace)
+        })
+        .collect();
+    assert!(stray.is_empty(), "recorded for untraced orders: {stray:#?}");
+    let local = report.local.as_ref().unwrap();
+    assert_eq!(local.access_log["order"].requests, 120);
+    assert!(local.agrees, "{:?}", local.disagreements);
+}

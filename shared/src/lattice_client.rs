@@ -23,6 +23,7 @@ use opentelemetry::trace::{Span, SpanKind, Status, Tracer};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::trace::SdkTracer;
 
+use crate::credentials::CachedCredentials;
 use crate::header::{SegmentId, TraceHeader, XrayTraceId, TRACE_HEADER};
 use crate::invocation::IncomingTrace;
 use crate::Error;
@@ -86,7 +87,7 @@ pub struct LatticeClient {
 }
 
 impl LatticeClient {
-    /// A client signing with `credentials` for `region`.
+    /// A client signing with `credentials` (cached: see [`CachedCredentials`]) for `region`.
     pub fn new(
         tracer: SdkTracer,
         credentials: impl ProvideCredentials + 'static,
@@ -104,7 +105,7 @@ impl LatticeClient {
             })?;
         Ok(Self {
             http,
-            credentials: SharedCredentialsProvider::new(credentials),
+            credentials: SharedCredentialsProvider::new(CachedCredentials::new(credentials)),
             region: region.into(),
             tracer,
             clock: Arc::new(SystemClock),

@@ -24,6 +24,7 @@
 
 pub mod annotation;
 pub mod api;
+pub mod credentials;
 pub mod daemon_address;
 mod error;
 pub mod export;
