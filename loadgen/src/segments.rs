@@ -18,6 +18,11 @@ use tokio::sync::mpsc;
 /// The daemon protocol's header line.
 const DAEMON_HEADER: &[u8] = b"{\"format\":\"json\",\"version\":1}\n";
 
+thread_local! {
+    /// Each thread's datagram buffer, reused from one document to the next.
+    static DATAGRAM: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::with_capacity(1024));
+}
+
 /// The ids of one order's trace.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OrderTrace {
@@ -269,10 +274,13 @@ impl SegmentSink {
                 sent,
                 failed,
             } => {
-                let mut datagram = Vec::with_capacity(640);
-                datagram.extend_from_slice(DAEMON_HEADER);
-                let written = serde_json::to_writer(&mut datagram, document).is_ok();
-                if written && socket.send(&datagram).is_ok() {
+                let delivered = DATAGRAM.with_borrow_mut(|datagram| {
+                    datagram.clear();
+                    datagram.extend_from_slice(DAEMON_HEADER);
+                    serde_json::to_writer(&mut *datagram, document).is_ok()
+                        && socket.send(datagram).is_ok()
+                });
+                if delivered {
                     sent.fetch_add(1, Ordering::Relaxed);
                 } else {
                     failed.fetch_add(1, Ordering::Relaxed);
