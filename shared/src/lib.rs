@@ -19,13 +19,20 @@
 //! - [`invocation`]: the trace context policy and one request's server segment.
 //! - [`annotation`]: typed annotations and namespaced metadata.
 //! - [`lattice_client`]: SigV4-signed, traced calls to other Lattice services.
+//! - `dynamodb` (feature `dynamodb`): traced DynamoDB clients and the services' table shape.
+//! - [`clock`]: wall-clock time for stored records, injectable.
+//! - [`aws_call`]: AWS SDK calls (DynamoDB) as `aws` subsegments, and how to read their failures.
 //! - [`api`]: JSON bodies and error responses shared by the services.
 //! - [`serve`]: running an [`Endpoint`] under `lambda_http` with all of the above.
 
 pub mod annotation;
 pub mod api;
+pub mod aws_call;
+pub mod clock;
 pub mod credentials;
 pub mod daemon_address;
+#[cfg(feature = "dynamodb")]
+pub mod dynamodb;
 mod error;
 pub mod export;
 pub mod header;

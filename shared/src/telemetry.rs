@@ -87,6 +87,19 @@ pub fn lambda_resource(service_name: &str) -> Resource {
         .build()
 }
 
+/// Which `tracing` spans become subsegments: the handler's own (INFO and up), and the AWS SDK's
+/// operation spans, which it opens at DEBUG (see [`crate::aws_call`]). Not the Lambda runtime's
+/// per-invocation span: it has no trace context of ours, so it would start a stray trace.
+pub fn trace_span_filter() -> tracing_subscriber::filter::Targets {
+    use tracing_subscriber::filter::LevelFilter;
+    crate::aws_call::SDK_OPERATION_SPAN_TARGETS.iter().fold(
+        tracing_subscriber::filter::Targets::new()
+            .with_default(LevelFilter::INFO)
+            .with_target("lambda_runtime", LevelFilter::OFF),
+        |filter, target| filter.with_target(*target, LevelFilter::DEBUG),
+    )
+}
+
 /// The process-wide tracer and exporter.
 #[derive(Clone, Debug)]
 pub struct Telemetry {
@@ -141,22 +154,28 @@ impl Telemetry {
     }
 
     /// Installs the global `tracing` subscriber: JSON logs on stdout (CloudWatch Logs in Lambda)
-    /// filtered by `RUST_LOG` (default `info`), and `tracing` spans exported as X-Ray subsegments.
-    /// Does nothing if a subscriber is already installed.
+    /// filtered by `RUST_LOG` (default `info`), and `tracing` spans exported as X-Ray subsegments
+    /// (filtered by [`trace_span_filter`], not by `RUST_LOG`). Does nothing if a subscriber is
+    /// already installed.
     pub fn install_subscriber(&self) {
         use tracing_subscriber::layer::SubscriberExt;
         use tracing_subscriber::util::SubscriberInitExt;
-        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        use tracing_subscriber::Layer as _;
+        let log_filter = tracing_subscriber::EnvFilter::try_from_default_env()
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
         let _ = tracing_subscriber::registry()
-            .with(filter)
             .with(
                 tracing_subscriber::fmt::layer()
                     .json()
                     .with_current_span(false)
-                    .without_time(),
+                    .without_time()
+                    .with_filter(log_filter),
             )
-            .with(tracing_opentelemetry::layer().with_tracer(self.inner.tracer.clone()))
+            .with(
+                tracing_opentelemetry::layer()
+                    .with_tracer(self.inner.tracer.clone())
+                    .with_filter(trace_span_filter()),
+            )
             .try_init();
     }
 

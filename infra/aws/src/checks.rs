@@ -1,7 +1,7 @@
 //! The rules the linters miss. Each returns the problems it finds (empty = holds), naming the
 //! resource, so that a failing test says what to fix.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use serde_json::Value;
@@ -53,7 +53,9 @@ const LATTICE_METRICS: &[&str] = &[
 
 /// The metrics the dashboard may use. Lattice's come from the VPC Lattice guide's "CloudWatch
 /// metrics" page (`AWS/VpcLattice`; not ALB's `RequestCount`/`TargetResponseTime`); Lambda's from
-/// the Lambda guide's "function metrics".
+/// the Lambda guide's "function metrics"; DynamoDB's from the DynamoDB guide's "DynamoDB Metrics
+/// and dimensions" (consumed units, condition failures and transaction conflicts per `TableName`;
+/// throttles, system errors and latency per `TableName` + `Operation` only).
 pub const METRIC_FAMILIES: &[MetricFamily] = &[
     MetricFamily {
         namespace: "AWS/VpcLattice",
@@ -79,9 +81,82 @@ pub const METRIC_FAMILIES: &[MetricFamily] = &[
         ],
         resource_type: "AWS::Serverless::Function",
     },
+    MetricFamily {
+        namespace: "AWS/DynamoDB",
+        dimensions: &["TableName"],
+        names: &[
+            "ConsumedReadCapacityUnits",
+            "ConsumedWriteCapacityUnits",
+            "ConditionalCheckFailedRequests",
+            "TransactionConflict",
+        ],
+        resource_type: TABLE,
+    },
+    MetricFamily {
+        namespace: "AWS/DynamoDB",
+        dimensions: &["Operation", "TableName"],
+        names: &[
+            "ThrottledRequests",
+            "SystemErrors",
+            "SuccessfulRequestLatency",
+        ],
+        resource_type: TABLE,
+    },
 ];
 
 const FUNCTION: &str = "AWS::Serverless::Function";
+const TABLE: &str = "AWS::DynamoDB::Table";
+
+/// The attribute DynamoDB's TTL deletes by (epoch seconds; the services set it on terminal
+/// records only).
+pub const TTL_ATTRIBUTE: &str = "expires_at";
+
+/// A service's DynamoDB table: what it is, which function owns it, and what that function may do.
+pub struct ServiceTable {
+    /// The table's logical id.
+    pub table: &'static str,
+    /// Its fixed `TableName`: X-Ray names the table's node after it, and loadgen's map expects it.
+    pub name: &'static str,
+    /// Its only key, a String partition (HASH) key.
+    pub key: &'static str,
+    /// The function that owns the table (and whose role alone may use it).
+    pub function: &'static str,
+    /// The variable that gives that function the table's name.
+    pub variable: &'static str,
+    /// Exactly the DynamoDB actions that function's role has, all on this table's ARN.
+    /// `TransactWriteItems` has no action of its own: each item action in a transaction is
+    /// authorized as its `PutItem`/`UpdateItem`/`DeleteItem` (DynamoDB guide, "Using IAM with
+    /// DynamoDB transactions").
+    pub actions: &'static [&'static str],
+}
+
+/// The two stateful services and their tables; order and the loadgen runner get none.
+pub const SERVICE_TABLES: &[ServiceTable] = &[
+    ServiceTable {
+        table: "InventoryTable",
+        name: "inventory",
+        key: "pk",
+        function: "InventoryFunction",
+        variable: "INVENTORY_TABLE",
+        actions: &[
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
+        ],
+    },
+    ServiceTable {
+        table: "PaymentsTable",
+        name: "payments",
+        key: "order_id",
+        function: "PaymentFunction",
+        variable: "PAYMENTS_TABLE",
+        actions: &[
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
+            "dynamodb:DeleteItem",
+        ],
+    },
+];
 
 /// Strings or lists of strings, as IAM and CloudFormation allow both.
 fn strings(value: &Value) -> Vec<&Value> {
@@ -399,11 +474,8 @@ fn searched_metrics(expression: &str) -> Result<Vec<DashboardMetric>, String> {
             .and_then(|(_, rest)| rest.split_once('"'))
             .map(|(name, _)| name.to_owned())
             .ok_or_else(|| format!("SEARCH without MetricName=\"…\": {query}"))?;
-        let term = query
-            .rsplit_once("\" \"")
-            .and_then(|(_, rest)| rest.strip_suffix('"'))
-            .ok_or_else(|| format!("SEARCH without a quoted resource term: {query}"))?;
         let last = dimension_names.last().copied().unwrap_or_default();
+        let term = resource_term(query, last)?;
         found.push(DashboardMetric {
             namespace,
             name,
@@ -422,9 +494,37 @@ fn searched_metrics(expression: &str) -> Result<Vec<DashboardMetric>, String> {
     Ok(found)
 }
 
+/// The term of a SEARCH query that picks the resource: the text after `MetricName="…"`, either a
+/// quoted term (`"${X.Id}"`) or an exact match on the schema's last dimension
+/// (`TableName="${X}"`). A designator on any other dimension is refused, since the term is
+/// recorded as the value of the last one.
+fn resource_term<'a>(query: &'a str, last: &str) -> Result<&'a str, String> {
+    let rest = query
+        .split_once("MetricName=\"")
+        .and_then(|(_, rest)| rest.split_once('"'))
+        .map(|(_, rest)| rest.trim())
+        .unwrap_or_default();
+    let (designator, quoted) = match rest.split_once('"') {
+        Some((designator, quoted)) => (designator, quoted),
+        None => return Err(format!("SEARCH without a quoted resource term: {query}")),
+    };
+    let term = quoted
+        .strip_suffix('"')
+        .filter(|term| !term.contains('"'))
+        .ok_or_else(|| format!("SEARCH without a quoted resource term: {query}"))?;
+    match designator.strip_suffix('=') {
+        None if designator.is_empty() => Ok(term),
+        Some(dimension) if dimension == last => Ok(term),
+        Some(dimension) => Err(format!(
+            "SEARCH term names {dimension}, not the schema's last dimension {last}: {query}"
+        )),
+        None => Err(format!("SEARCH without a quoted resource term: {query}")),
+    }
+}
+
 /// Every dashboard metric is a real one, with exactly the dimensions it is published with, and
 /// each dimension value refers to a resource of the right type in this template (`${X}` for a
-/// function's name, `${X.Id}` for a Lattice service or target group).
+/// function's or a table's name, `${X.Id}` for a Lattice service or target group).
 pub fn dashboard(template: &Template) -> Vec<String> {
     let metrics = match dashboard_metrics(template) {
         Ok(metrics) => metrics,
@@ -510,6 +610,250 @@ pub fn access_logs(template: &Template) -> Vec<String> {
     problems
 }
 
+/// Tables: every DynamoDB table is a service's own ([`SERVICE_TABLES`]) with its fixed name and
+/// single String partition key, on demand (`PAY_PER_REQUEST`, no provisioned throughput), with
+/// TTL on [`TTL_ATTRIBUTE`], point-in-time recovery, and an explicit `DeletionPolicy` and
+/// `UpdateReplacePolicy` (a choice made, not CloudFormation's default).
+pub fn tables(template: &Template) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (id, table) in template.of_type(TABLE) {
+        let properties = &table["Properties"];
+        if properties["BillingMode"] != "PAY_PER_REQUEST" {
+            problems.push(format!(
+                "{id}: BillingMode must be PAY_PER_REQUEST, is {}",
+                properties["BillingMode"]
+            ));
+        }
+        if properties.get("ProvisionedThroughput").is_some() {
+            problems.push(format!(
+                "{id}: an on-demand table takes no ProvisionedThroughput"
+            ));
+        }
+        let ttl = serde_json::json!({"AttributeName": TTL_ATTRIBUTE, "Enabled": true});
+        if properties["TimeToLiveSpecification"] != ttl {
+            problems.push(format!(
+                "{id}: TimeToLiveSpecification must be {ttl}, is {}",
+                properties["TimeToLiveSpecification"]
+            ));
+        }
+        if properties["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] != true {
+            problems.push(format!("{id}: point-in-time recovery must be enabled"));
+        }
+        for policy in ["DeletionPolicy", "UpdateReplacePolicy"] {
+            if !table[policy].is_string() {
+                problems.push(format!("{id}: no explicit {policy}"));
+            }
+        }
+        if !SERVICE_TABLES.iter().any(|spec| spec.table == id) {
+            problems.push(format!("{id}: a table no service owns"));
+        }
+    }
+    for spec in SERVICE_TABLES {
+        let Some(table) = template.resource(spec.table).filter(|r| r["Type"] == TABLE) else {
+            problems.push(format!("{}: no {TABLE} of that id", spec.table));
+            continue;
+        };
+        let properties = &table["Properties"];
+        if properties["TableName"] != spec.name {
+            problems.push(format!(
+                "{}: TableName must be {} (the X-Ray node and loadgen's map), is {}",
+                spec.table, spec.name, properties["TableName"]
+            ));
+        }
+        let key = serde_json::json!([{"AttributeName": spec.key, "KeyType": "HASH"}]);
+        let attributes = serde_json::json!([{"AttributeName": spec.key, "AttributeType": "S"}]);
+        if properties["KeySchema"] != key || properties["AttributeDefinitions"] != attributes {
+            problems.push(format!(
+                "{}: the key must be {} alone (String, HASH)",
+                spec.table, spec.key
+            ));
+        }
+    }
+    problems
+}
+
+/// The statements of a policy document that allow anything.
+fn allow_statements(document: &Value) -> Vec<&Value> {
+    strings(&document["Statement"])
+        .into_iter()
+        .filter(|statement| statement["Effect"] == "Allow")
+        .collect()
+}
+
+/// The actions of an Allow statement that reach DynamoDB: `dynamodb:…` (IAM action names are
+/// case-insensitive) and the bare `*`.
+fn dynamodb_actions(statement: &Value) -> Vec<&str> {
+    strings(&statement["Action"])
+        .into_iter()
+        .filter_map(Value::as_str)
+        .filter(|action| *action == "*" || action.to_ascii_lowercase().starts_with("dynamodb:"))
+        .collect()
+}
+
+/// DynamoDB access: each service's role allows exactly its [`ServiceTable::actions`], every one on
+/// exactly `!GetAtt <its table>.Arn` (no other resource, no index or wildcard ARN, no wildcard
+/// action); no other role, and no policy outside a role, allows any DynamoDB action; no Allow
+/// statement uses `NotAction` or `NotResource`, which grant by exclusion.
+pub fn table_access(template: &Template) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut owners: BTreeMap<&str, &ServiceTable> = BTreeMap::new();
+    for spec in SERVICE_TABLES {
+        match template
+            .function_property(spec.function, "Role")
+            .and_then(reference)
+        {
+            Some((role, Some("Arn"))) if is_type(template, role, "AWS::IAM::Role") => {
+                if let Some(other) = owners.insert(role, spec) {
+                    problems.push(format!(
+                        "{role}: runs both {} and {}; each table's owner needs a role of its own",
+                        other.function, spec.function
+                    ));
+                }
+            }
+            _ => problems.push(format!(
+                "{}: no role of this template to grant {} to",
+                spec.function, spec.table
+            )),
+        }
+    }
+    for (id, role) in template.of_type("AWS::IAM::Role") {
+        let owned = owners.get(id).copied();
+        let mut granted: BTreeMap<String, &str> = BTreeMap::new();
+        for policy in strings(&role["Properties"]["Policies"]) {
+            for statement in allow_statements(&policy["PolicyDocument"]) {
+                for exclusion in ["NotAction", "NotResource"] {
+                    if statement.get(exclusion).is_some() {
+                        problems.push(format!(
+                            "{id}: an Allow with {exclusion} grants by exclusion (DynamoDB included)"
+                        ));
+                    }
+                }
+                let actions = dynamodb_actions(statement);
+                if actions.is_empty() {
+                    continue;
+                }
+                let Some(spec) = owned else {
+                    for action in actions {
+                        problems.push(format!(
+                            "{id}: {action} - only the owners of {} may use DynamoDB",
+                            SERVICE_TABLES
+                                .iter()
+                                .map(|s| s.table)
+                                .collect::<Vec<_>>()
+                                .join(" and ")
+                        ));
+                    }
+                    continue;
+                };
+                for action in &actions {
+                    if action.contains('*') {
+                        problems.push(format!("{id}: wildcard action {action}"));
+                    }
+                    granted.insert(action.to_ascii_lowercase(), action);
+                }
+                let resources = strings(&statement["Resource"]);
+                let exact = resources.len() == 1
+                    && reference(resources[0]) == Some((spec.table, Some("Arn")));
+                if !exact {
+                    problems.push(format!(
+                        "{id}: {} on {}, not exactly {}'s ARN (!GetAtt {}.Arn)",
+                        actions.join(", "),
+                        statement["Resource"],
+                        spec.table,
+                        spec.table
+                    ));
+                }
+            }
+        }
+        if let Some(spec) = owned {
+            let wanted: BTreeSet<String> = spec
+                .actions
+                .iter()
+                .map(|a| a.to_ascii_lowercase())
+                .collect();
+            let have: BTreeSet<String> = granted.keys().cloned().collect();
+            if have != wanted {
+                problems.push(format!(
+                    "{id}: DynamoDB actions {:?}, must be exactly {:?} (what {} calls)",
+                    granted.values().collect::<Vec<_>>(),
+                    spec.actions,
+                    spec.function
+                ));
+            }
+        }
+    }
+    for kind in [
+        "AWS::IAM::Policy",
+        "AWS::IAM::ManagedPolicy",
+        "AWS::IAM::RolePolicy",
+    ] {
+        for (id, policy) in template.of_type(kind) {
+            let reaches = allow_statements(&policy["Properties"]["PolicyDocument"])
+                .into_iter()
+                .any(|s| !dynamodb_actions(s).is_empty() || s.get("NotAction").is_some());
+            if reaches {
+                problems.push(format!(
+                    "{id}: DynamoDB access outside a table owner's own role"
+                ));
+            }
+        }
+    }
+    problems
+}
+
+/// Table names in the environment: each owner's [`ServiceTable::variable`] is `!Ref <its table>`
+/// (the name CloudFormation gave it, not a literal), and no function has a variable naming a table
+/// that is not its own.
+pub fn table_variables(template: &Template) -> Vec<String> {
+    let mut problems = Vec::new();
+    for spec in SERVICE_TABLES {
+        let variables = template
+            .function_property(spec.function, "Environment")
+            .map(|e| &e["Variables"]);
+        match variables.and_then(|v| v.get(spec.variable)) {
+            None => problems.push(format!(
+                "{}: no {} (its table's name)",
+                spec.function, spec.variable
+            )),
+            Some(value) if reference(value) == Some((spec.table, None)) => {}
+            Some(value) => problems.push(format!(
+                "{}: {} must be !Ref {}, is {value}",
+                spec.function, spec.variable, spec.table
+            )),
+        }
+    }
+    for (function, _) in template.of_type(FUNCTION) {
+        let Some(variables) = template
+            .function_property(function, "Environment")
+            .and_then(|e| e["Variables"].as_object())
+        else {
+            continue;
+        };
+        for (variable, value) in variables {
+            let own = SERVICE_TABLES
+                .iter()
+                .any(|s| s.function == function && s.variable == variable);
+            let named = reference(value)
+                .map(|(id, _)| id)
+                .or_else(|| {
+                    sub_text(value).and_then(|text| {
+                        SERVICE_TABLES
+                            .iter()
+                            .map(|s| s.table)
+                            .find(|table| text.contains(&format!("${{{table}")))
+                    })
+                })
+                .filter(|id| is_type(template, id, TABLE));
+            if let (false, Some(table)) = (own, named) {
+                problems.push(format!(
+                    "{function}: {variable} names {table}, which is not its table"
+                ));
+            }
+        }
+    }
+    problems
+}
+
 /// Every rule over one template.
 pub fn all(template: &Template, template_dir: &Path) -> Vec<String> {
     [
@@ -519,6 +863,9 @@ pub fn all(template: &Template, template_dir: &Path) -> Vec<String> {
         least_privilege(template),
         dashboard(template),
         access_logs(template),
+        tables(template),
+        table_access(template),
+        table_variables(template),
     ]
     .concat()
 }

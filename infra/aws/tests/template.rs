@@ -190,6 +190,416 @@ fn wildcards_beyond_what_xray_and_vpc_attachment_need_are_caught() {
     );
 }
 
+#[test]
+fn a_table_not_on_demand_without_ttl_or_recovery_is_caught() {
+    let table = |id: &'static str, change: fn(&mut Value)| {
+        broken(move |root| change(&mut root["Resources"][id]))
+    };
+    for (id, change, problem) in [
+        (
+            "InventoryTable",
+            (|t: &mut Value| t["Properties"]["BillingMode"] = json!("PROVISIONED")) as fn(&mut Value),
+            "InventoryTable: BillingMode must be PAY_PER_REQUEST, is \"PROVISIONED\"",
+        ),
+        (
+            "PaymentsTable",
+            |t| {
+                t["Properties"]["ProvisionedThroughput"] =
+                    json!({"ReadCapacityUnits": 5, "WriteCapacityUnits": 5})
+            },
+            "PaymentsTable: an on-demand table takes no ProvisionedThroughput",
+        ),
+        (
+            "PaymentsTable",
+            |t| t["Properties"]["TimeToLiveSpecification"]["AttributeName"] = json!("ttl"),
+            "PaymentsTable: TimeToLiveSpecification must be {\"AttributeName\":\"expires_at\",\"Enabled\":true}, is {\"AttributeName\":\"ttl\",\"Enabled\":true}",
+        ),
+        (
+            "InventoryTable",
+            |t| t["Properties"]["TimeToLiveSpecification"]["Enabled"] = json!(false),
+            "InventoryTable: TimeToLiveSpecification must be {\"AttributeName\":\"expires_at\",\"Enabled\":true}, is {\"AttributeName\":\"expires_at\",\"Enabled\":false}",
+        ),
+        (
+            "InventoryTable",
+            |t| {
+                t["Properties"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("TimeToLiveSpecification");
+            },
+            "InventoryTable: TimeToLiveSpecification must be {\"AttributeName\":\"expires_at\",\"Enabled\":true}, is null",
+        ),
+        (
+            "PaymentsTable",
+            |t| {
+                t["Properties"]["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] =
+                    json!(false)
+            },
+            "PaymentsTable: point-in-time recovery must be enabled",
+        ),
+        (
+            "InventoryTable",
+            |t| {
+                t["Properties"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("PointInTimeRecoverySpecification");
+            },
+            "InventoryTable: point-in-time recovery must be enabled",
+        ),
+        (
+            "InventoryTable",
+            |t| {
+                t.as_object_mut().unwrap().remove("DeletionPolicy");
+            },
+            "InventoryTable: no explicit DeletionPolicy",
+        ),
+        (
+            "PaymentsTable",
+            |t| {
+                t.as_object_mut().unwrap().remove("UpdateReplacePolicy");
+            },
+            "PaymentsTable: no explicit UpdateReplacePolicy",
+        ),
+        (
+            "InventoryTable",
+            |t| t["Properties"]["TableName"] = json!({"Fn::Sub": "${AWS::StackName}-inventory"}),
+            "InventoryTable: TableName must be inventory (the X-Ray node and loadgen's map), is {\"Fn::Sub\":\"${AWS::StackName}-inventory\"}",
+        ),
+        (
+            "PaymentsTable",
+            |t| {
+                t["Properties"]["KeySchema"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(json!({"AttributeName": "created_at", "KeyType": "RANGE"}))
+            },
+            "PaymentsTable: the key must be order_id alone (String, HASH)",
+        ),
+        (
+            "PaymentsTable",
+            |t| t["Properties"]["AttributeDefinitions"][0]["AttributeType"] = json!("N"),
+            "PaymentsTable: the key must be order_id alone (String, HASH)",
+        ),
+    ] {
+        assert_eq!(checks::tables(&table(id, change)), [problem]);
+    }
+    let stray = broken(|root| {
+        root["Resources"]["OrdersTable"] = root["Resources"]["PaymentsTable"].clone();
+    });
+    assert_eq!(
+        checks::tables(&stray),
+        ["OrdersTable: a table no service owns"]
+    );
+    let missing = broken(|root| {
+        root["Resources"]
+            .as_object_mut()
+            .unwrap()
+            .remove("InventoryTable");
+    });
+    assert_eq!(
+        checks::tables(&missing),
+        ["InventoryTable: no AWS::DynamoDB::Table of that id"]
+    );
+}
+
+/// A copy whose `role` has one more inline policy with `statement`.
+fn with_statement(role: &'static str, statement: Value) -> Template {
+    broken(move |root| {
+        root["Resources"][role]["Properties"]["Policies"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"PolicyName": "extra", "PolicyDocument": {"Statement": [statement]}}));
+    })
+}
+
+/// A copy with `role`'s own-table statement changed.
+fn with_table_statement(role: &'static str, change: impl FnOnce(&mut Value)) -> Template {
+    broken(move |root| {
+        let policies = root["Resources"][role]["Properties"]["Policies"]
+            .as_array_mut()
+            .unwrap();
+        let own = policies
+            .iter_mut()
+            .find(|p| p["PolicyName"] == "own-table")
+            .unwrap();
+        change(&mut own["PolicyDocument"]["Statement"][0]);
+    })
+}
+
+#[test]
+fn each_service_role_has_exactly_its_table_actions_on_exactly_its_table() {
+    let template = template();
+    for (role, table, actions) in [
+        (
+            "InventoryRole",
+            "InventoryTable",
+            [
+                "dynamodb:GetItem",
+                "dynamodb:PutItem",
+                "dynamodb:UpdateItem",
+            ],
+        ),
+        (
+            "PaymentRole",
+            "PaymentsTable",
+            [
+                "dynamodb:PutItem",
+                "dynamodb:UpdateItem",
+                "dynamodb:DeleteItem",
+            ],
+        ),
+    ] {
+        let statements: Vec<&Value> = properties(&template, role)["Policies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|p| p["PolicyDocument"]["Statement"].as_array().unwrap())
+            .filter(|s| s.to_string().contains("dynamodb:"))
+            .collect();
+        assert_eq!(statements.len(), 1, "{role}");
+        assert_eq!(statements[0]["Action"], json!(actions));
+        assert_eq!(
+            statements[0]["Resource"],
+            json!({"Fn::GetAtt": [table, "Arn"]})
+        );
+    }
+    for role in ["OrderRole", "LoadgenRole"] {
+        assert!(!properties(&template, role).to_string().contains("dynamodb"));
+    }
+}
+
+#[test]
+fn dynamodb_actions_beyond_each_functions_own_table_are_caught() {
+    let not_exactly = |role: &str, got: &str, want: &str, function: &str| {
+        format!("{role}: DynamoDB actions {got}, must be exactly {want} (what {function} calls)")
+    };
+    let inventory_wants = r#"["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]"#;
+    let payment_wants = r#"["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]"#;
+    // One action too many, one too few.
+    assert_eq!(
+        checks::table_access(&with_table_statement("InventoryRole", |s| {
+            s["Action"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!("dynamodb:DeleteItem"))
+        })),
+        [not_exactly(
+            "InventoryRole",
+            r#"["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]"#,
+            inventory_wants,
+            "InventoryFunction"
+        )]
+    );
+    assert_eq!(
+        checks::table_access(&with_table_statement("PaymentRole", |s| {
+            s["Action"] = json!(["dynamodb:PutItem", "dynamodb:UpdateItem"])
+        })),
+        [not_exactly(
+            "PaymentRole",
+            r#"["dynamodb:PutItem", "dynamodb:UpdateItem"]"#,
+            payment_wants,
+            "PaymentFunction"
+        )]
+    );
+    // TransactWriteItems is no IAM action, so it cannot stand in for the item actions.
+    assert_eq!(
+        checks::table_access(&with_table_statement("InventoryRole", |s| {
+            s["Action"] = json!(["dynamodb:GetItem", "dynamodb:TransactWriteItems"])
+        })),
+        [not_exactly(
+            "InventoryRole",
+            r#"["dynamodb:GetItem", "dynamodb:TransactWriteItems"]"#,
+            inventory_wants,
+            "InventoryFunction"
+        )]
+    );
+    // Wildcard actions.
+    assert_eq!(
+        checks::table_access(&with_table_statement("PaymentRole", |s| {
+            s["Action"] = json!("dynamodb:*")
+        })),
+        [
+            "PaymentRole: wildcard action dynamodb:*".to_owned(),
+            not_exactly(
+                "PaymentRole",
+                r#"["dynamodb:*"]"#,
+                payment_wants,
+                "PaymentFunction"
+            )
+        ]
+    );
+    // Another table, a wildcard ARN, the table's indexes, two tables, everything.
+    for (resource, shown) in [
+        (
+            json!({"Fn::GetAtt": ["PaymentsTable", "Arn"]}),
+            r#"{"Fn::GetAtt":["PaymentsTable","Arn"]}"#,
+        ),
+        (
+            json!({"Fn::Sub": "arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/*"}),
+            r#"{"Fn::Sub":"arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/*"}"#,
+        ),
+        (
+            json!({"Fn::Sub": "${InventoryTable.Arn}/index/*"}),
+            r#"{"Fn::Sub":"${InventoryTable.Arn}/index/*"}"#,
+        ),
+        (
+            json!([{"Fn::GetAtt": ["InventoryTable", "Arn"]}, {"Fn::GetAtt": ["PaymentsTable", "Arn"]}]),
+            r#"[{"Fn::GetAtt":["InventoryTable","Arn"]},{"Fn::GetAtt":["PaymentsTable","Arn"]}]"#,
+        ),
+        (json!("*"), r#""*""#),
+        (
+            json!({"Ref": "InventoryTable"}),
+            r#"{"Ref":"InventoryTable"}"#,
+        ),
+    ] {
+        let template = with_table_statement("InventoryRole", |s| s["Resource"] = resource.clone());
+        assert_eq!(
+            checks::table_access(&template),
+            [format!(
+                "InventoryRole: dynamodb:GetItem, dynamodb:PutItem, dynamodb:UpdateItem on {shown}, not exactly InventoryTable's ARN (!GetAtt InventoryTable.Arn)"
+            )]
+        );
+    }
+    // A second statement of the right actions on another table.
+    assert_eq!(
+        checks::table_access(&with_statement(
+            "InventoryRole",
+            json!({"Effect": "Allow", "Action": "dynamodb:GetItem", "Resource": {"Fn::GetAtt": ["PaymentsTable", "Arn"]}})
+        )),
+        [
+            r#"InventoryRole: dynamodb:GetItem on {"Fn::GetAtt":["PaymentsTable","Arn"]}, not exactly InventoryTable's ARN (!GetAtt InventoryTable.Arn)"#
+        ]
+    );
+    // Roles that own no table: any DynamoDB action, in any case, and `*`.
+    for (role, action) in [
+        ("OrderRole", "dynamodb:GetItem"),
+        ("OrderRole", "DynamoDB:UpdateItem"),
+        ("LoadgenRole", "dynamodb:Scan"),
+        ("LoadgenRole", "*"),
+    ] {
+        let template = with_statement(
+            role,
+            json!({"Effect": "Allow", "Action": action, "Resource": {"Fn::GetAtt": ["InventoryTable", "Arn"]}}),
+        );
+        assert_eq!(
+            checks::table_access(&template),
+            [format!(
+                "{role}: {action} - only the owners of InventoryTable and PaymentsTable may use DynamoDB"
+            )]
+        );
+    }
+    // Grants by exclusion.
+    assert_eq!(
+        checks::table_access(&with_statement(
+            "OrderRole",
+            json!({"Effect": "Allow", "NotAction": "iam:*", "Resource": "*"})
+        )),
+        ["OrderRole: an Allow with NotAction grants by exclusion (DynamoDB included)"]
+    );
+    // A Deny grants nothing.
+    assert!(checks::table_access(&with_statement(
+        "LoadgenRole",
+        json!({"Effect": "Deny", "Action": "dynamodb:*", "Resource": "*"})
+    ))
+    .is_empty());
+    // One role for both owners: each would have the other's table.
+    let shared = broken(|root| {
+        root["Resources"]["PaymentFunction"]["Properties"]["Role"] =
+            json!({"Fn::GetAtt": ["InventoryRole", "Arn"]});
+    });
+    let problems = checks::table_access(&shared);
+    assert_eq!(
+        problems[0],
+        "InventoryRole: runs both InventoryFunction and PaymentFunction; each table's owner needs a role of its own"
+    );
+    // A policy beside the roles.
+    let standalone = broken(|root| {
+        root["Resources"]["ExtraPolicy"] = json!({
+            "Type": "AWS::IAM::Policy",
+            "Properties": {
+                "PolicyName": "extra",
+                "Roles": [{"Ref": "OrderRole"}],
+                "PolicyDocument": {"Statement": [{"Effect": "Allow", "Action": "dynamodb:GetItem", "Resource": {"Fn::GetAtt": ["InventoryTable", "Arn"]}}]}
+            }
+        });
+    });
+    assert_eq!(
+        checks::table_access(&standalone),
+        ["ExtraPolicy: DynamoDB access outside a table owner's own role"]
+    );
+}
+
+#[test]
+fn each_table_name_variable_refers_to_its_own_table() {
+    let template = template();
+    assert_eq!(
+        properties(&template, "InventoryFunction")["Environment"]["Variables"]["INVENTORY_TABLE"],
+        json!({"Ref": "InventoryTable"})
+    );
+    assert_eq!(
+        properties(&template, "PaymentFunction")["Environment"]["Variables"]["PAYMENTS_TABLE"],
+        json!({"Ref": "PaymentsTable"})
+    );
+    let set = |function: &'static str, variable: &'static str, value: Value| {
+        broken(move |root| {
+            root["Resources"][function]["Properties"]["Environment"]["Variables"][variable] = value;
+        })
+    };
+    assert_eq!(
+        checks::table_variables(&set(
+            "InventoryFunction",
+            "INVENTORY_TABLE",
+            json!({"Ref": "PaymentsTable"})
+        )),
+        [
+            r#"InventoryFunction: INVENTORY_TABLE must be !Ref InventoryTable, is {"Ref":"PaymentsTable"}"#
+        ]
+    );
+    // A literal name works until the table is renamed; the Ref is what CloudFormation created.
+    assert_eq!(
+        checks::table_variables(&set("PaymentFunction", "PAYMENTS_TABLE", json!("payments"))),
+        [r#"PaymentFunction: PAYMENTS_TABLE must be !Ref PaymentsTable, is "payments""#]
+    );
+    assert_eq!(
+        checks::table_variables(&set(
+            "InventoryFunction",
+            "INVENTORY_TABLE",
+            json!({"Fn::GetAtt": ["InventoryTable", "Arn"]})
+        )),
+        [
+            r#"InventoryFunction: INVENTORY_TABLE must be !Ref InventoryTable, is {"Fn::GetAtt":["InventoryTable","Arn"]}"#
+        ]
+    );
+    let missing = broken(|root| {
+        root["Resources"]["PaymentFunction"]["Properties"]["Environment"]["Variables"]
+            .as_object_mut()
+            .unwrap()
+            .remove("PAYMENTS_TABLE");
+    });
+    assert_eq!(
+        checks::table_variables(&missing),
+        ["PaymentFunction: no PAYMENTS_TABLE (its table's name)"]
+    );
+    // Another function given a table that is not its own.
+    assert_eq!(
+        checks::table_variables(&set(
+            "OrderFunction",
+            "INVENTORY_TABLE",
+            json!({"Ref": "InventoryTable"})
+        )),
+        ["OrderFunction: INVENTORY_TABLE names InventoryTable, which is not its table"]
+    );
+    assert_eq!(
+        checks::table_variables(&set(
+            "PaymentFunction",
+            "LEDGER_ARN",
+            json!({"Fn::Sub": "${InventoryTable.Arn}"})
+        )),
+        ["PaymentFunction: LEDGER_ARN names InventoryTable, which is not its table"]
+    );
+}
+
 fn dashboard_body(template: &Template) -> String {
     sub_text(&properties(template, "Dashboard")["DashboardBody"])
         .unwrap()
@@ -251,6 +661,24 @@ fn the_dashboard_shows_lattice_lambda_metrics_per_resource() {
             )));
         }
     }
+    for table in ["InventoryTable", "PaymentsTable"] {
+        for name in [
+            "ConsumedReadCapacityUnits",
+            "ConsumedWriteCapacityUnits",
+            "ConditionalCheckFailedRequests",
+            "TransactionConflict",
+            "ThrottledRequests",
+            "SystemErrors",
+            "SuccessfulRequestLatency",
+        ] {
+            let wanted = (
+                "AWS/DynamoDB".to_owned(),
+                name.to_owned(),
+                format!("${{{table}}}"),
+            );
+            assert!(shown.contains(&wanted), "missing {wanted:?}");
+        }
+    }
 }
 
 #[test]
@@ -277,11 +705,58 @@ fn alb_metric_names_wrong_namespaces_and_mismatched_dimensions_are_caught() {
             "[\"AWS/Lambda\", \"Duration\", \"FunctionName\", \"${OrderFunction}\", \"Resource\", \"x\"]",
             "AWS/Lambda/Duration with dimensions {\"FunctionName\", \"Resource\"} is not a published metric",
         ),
+        // DynamoDB publishes throttles per table and operation, never per table alone.
+        (
+            "[\"AWS/DynamoDB\", \"ConsumedReadCapacityUnits\", \"TableName\", \"${InventoryTable}\"]",
+            "[\"AWS/DynamoDB\", \"ThrottledRequests\", \"TableName\", \"${InventoryTable}\"]",
+            "AWS/DynamoDB/ThrottledRequests with dimensions {\"TableName\"} is not a published metric",
+        ),
+        (
+            "{AWS/DynamoDB,Operation,TableName} MetricName=\\\"SystemErrors\\\" TableName=\\\"${PaymentsTable}\\\"",
+            "{AWS/DynamoDB,TableName} MetricName=\\\"SystemErrors\\\" TableName=\\\"${PaymentsTable}\\\"",
+            "AWS/DynamoDB/SystemErrors with dimensions {\"TableName\"} is not a published metric",
+        ),
+        (
+            "[\"AWS/DynamoDB\", \"ConsumedWriteCapacityUnits\", \"TableName\", \"${PaymentsTable}\"]",
+            "[\"AWS/DynamoDB\", \"ConsumedWriteCapacityUnit\", \"TableName\", \"${PaymentsTable}\"]",
+            "AWS/DynamoDB/ConsumedWriteCapacityUnit with dimensions {\"TableName\"} is not a published metric",
+        ),
+        (
+            "[\"AWS/DynamoDB\", \"TransactionConflict\", \"TableName\", \"${InventoryTable}\"]",
+            "[\"AWS/Dynamodb\", \"TransactionConflict\", \"TableName\", \"${InventoryTable}\"]",
+            "AWS/Dynamodb/TransactionConflict with dimensions {\"TableName\"} is not a published metric",
+        ),
+        (
+            "[\"AWS/DynamoDB\", \"ConditionalCheckFailedRequests\", \"TableName\", \"${InventoryTable}\"]",
+            "[\"AWS/DynamoDB\", \"ConditionalCheckFailedRequests\", \"TableName\", \"${InventoryFunction}\"]",
+            "AWS/DynamoDB/ConditionalCheckFailedRequests: TableName = ${InventoryFunction} is not a AWS::DynamoDB::Table of this template",
+        ),
+        (
+            "MetricName=\\\"ThrottledRequests\\\" TableName=\\\"${InventoryTable}\\\"",
+            "MetricName=\\\"ThrottledRequests\\\" TableName=\\\"${InventoryService.Id}\\\"",
+            "AWS/DynamoDB/ThrottledRequests: TableName = ${InventoryService.Id} is not a AWS::DynamoDB::Table of this template",
+        ),
     ] {
         assert!(body.contains(from), "the body has {from}");
         let template = with_dashboard_body(body.replacen(from, to, 1));
         assert_eq!(checks::dashboard(&template), [problem]);
     }
+    // An exact-match term is recorded as the schema's last dimension, so it must name that one.
+    let from = "{AWS/DynamoDB,Operation,TableName} MetricName=\\\"ThrottledRequests\\\"";
+    assert!(body.contains(from));
+    let swapped = with_dashboard_body(body.replacen(
+        from,
+        "{AWS/DynamoDB,TableName,Operation} MetricName=\\\"ThrottledRequests\\\"",
+        1,
+    ));
+    let problems = checks::dashboard(&swapped);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].starts_with(
+            "SEARCH term names TableName, not the schema's last dimension Operation: "
+        ),
+        "{problems:?}"
+    );
 }
 
 #[test]
@@ -514,8 +989,19 @@ fn the_outputs_give_what_loadgen_and_the_reader_need() {
         "LoadgenRoleArn",
         "AccessLogGroupName",
         "DashboardUrl",
+        "InventoryTableName",
+        "PaymentsTableName",
     ] {
         assert!(outputs.contains(wanted), "no output {wanted}");
+    }
+    for (output, table) in [
+        ("InventoryTableName", "InventoryTable"),
+        ("PaymentsTableName", "PaymentsTable"),
+    ] {
+        assert_eq!(
+            template.root["Outputs"][output]["Value"],
+            json!({"Ref": table})
+        );
     }
 }
 

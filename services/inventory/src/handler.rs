@@ -7,20 +7,20 @@ use lattice_xray::{annotate, json_response, keys, read_json, record_metadata, Ap
 use serde_json::json;
 
 use crate::reservation::{ReservationAnswer, ReserveRequest};
-use crate::stock::{ReleaseResult, ReserveResult, Shortage, Stock};
+use crate::store::{ConflictReason, ReleaseResult, ReserveResult, Shortage, StockStore, StoreError};
 
-/// The inventory service.
+/// The inventory service over a stock store.
 #[derive(Debug)]
-pub struct InventoryEndpoint {
-    stock: Stock,
+pub struct InventoryEndpoint<S> {
+    stock: S,
     simulator: Simulator,
     latency: LatencyRange,
     fault_rate: f64,
 }
 
-impl InventoryEndpoint {
+impl<S: StockStore> InventoryEndpoint<S> {
     /// A service over `stock`, delaying each request by `latency` and failing `fault_rate` of them.
-    pub fn new(stock: Stock, simulator: Simulator, latency: LatencyRange, fault_rate: f64) -> Self {
+    pub fn new(stock: S, simulator: Simulator, latency: LatencyRange, fault_rate: f64) -> Self {
         Self {
             stock,
             simulator,
@@ -52,43 +52,51 @@ impl InventoryEndpoint {
             json!({"order_id": reserve.order_id, "items": reserve.items}),
         );
         self.simulate_backend().await?;
-        match self.stock.reserve(&reserve.order_id, &reserve.items) {
+        let result = self
+            .stock
+            .reserve(&reserve.order_id, &reserve.items)
+            .await
+            .map_err(|e| store_failure(&e))?;
+        match result {
             ReserveResult::Reserved { units } | ReserveResult::AlreadyReserved { units } => {
                 annotate(&keys::INVENTORY_STATUS, "reserved");
-                Ok(json_response(
-                    StatusCode::OK,
-                    &ReservationAnswer {
-                        order_id: reserve.order_id,
-                        status: "reserved".to_owned(),
-                        units,
-                    },
-                ))
+                Ok(answer(reserve.order_id, "reserved", units))
             }
-            ReserveResult::Conflict => {
+            ReserveResult::Conflict(reason) => {
                 annotate(&keys::INVENTORY_STATUS, "conflict");
                 Err(ApiError::new(
                     StatusCode::CONFLICT,
                     "reservation_conflict",
-                    "order_id already has a different or released reservation",
+                    match reason {
+                        ConflictReason::OtherLines => {
+                            "order_id already holds a reservation for other lines"
+                        }
+                        ConflictReason::Released => "order_id's reservation was already released",
+                    },
                 ))
             }
             ReserveResult::Short(shortage) => {
                 annotate(&keys::INVENTORY_STATUS, "insufficient");
-                let (line, message) = match shortage {
+                let (status, code, line, message) = match shortage {
                     Shortage::Insufficient {
                         line,
                         sku,
                         requested,
                         available,
                     } => (
+                        StatusCode::CONFLICT,
+                        "insufficient_stock",
                         line,
                         format!("{sku}: requested {requested}, available {available}"),
                     ),
-                    Shortage::UnknownSku { line, sku } => {
-                        (line, format!("{sku} is not in the catalog"))
-                    }
+                    Shortage::UnknownSku { line, sku } => (
+                        StatusCode::NOT_FOUND,
+                        "unknown_sku",
+                        line,
+                        format!("{sku} is not in the catalog"),
+                    ),
                 };
-                let mut error = ApiError::new(StatusCode::CONFLICT, "insufficient_stock", message);
+                let mut error = ApiError::new(status, code, message);
                 error.field = Some(format!("items[{line}]"));
                 Err(error)
             }
@@ -98,23 +106,48 @@ impl InventoryEndpoint {
     async fn release(&self, order_id: &str) -> Result<Response<Body>, ApiError> {
         annotate(&keys::ORDER_ID, order_id);
         self.simulate_backend().await?;
-        match self.stock.release(order_id) {
-            ReleaseResult::Released { units } => {
-                annotate(&keys::INVENTORY_STATUS, "released");
-                Ok(json_response(
-                    StatusCode::OK,
-                    &ReservationAnswer {
-                        order_id: order_id.to_owned(),
-                        status: "released".to_owned(),
-                        units,
-                    },
-                ))
-            }
-            ReleaseResult::NotFound => Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                "reservation_not_found",
-                format!("no reservation for order {order_id}"),
-            )),
+        let result = self
+            .stock
+            .release(order_id)
+            .await
+            .map_err(|e| store_failure(&e))?;
+        let units = match result {
+            ReleaseResult::Released { units } | ReleaseResult::AlreadyReleased { units } => units,
+            ReleaseResult::Tombstoned => 0,
+        };
+        annotate(&keys::INVENTORY_STATUS, "released");
+        Ok(answer(order_id.to_owned(), "released", units))
+    }
+}
+
+fn answer(order_id: String, status: &str, units: u64) -> Response<Body> {
+    json_response(
+        StatusCode::OK,
+        &ReservationAnswer {
+            order_id,
+            status: status.to_owned(),
+            units,
+        },
+    )
+}
+
+/// A store failure as the caller's answer: 503 when a retry later may pass, 500 otherwise. The
+/// segment's cause says which (the DynamoDB subsegment carries the service's own error).
+fn store_failure(error: &StoreError) -> ApiError {
+    annotate(&keys::INVENTORY_STATUS, "fault");
+    match error {
+        StoreError::Unavailable(failure) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            format!("the stock store is unavailable ({failure}); retry later"),
+        ),
+        StoreError::Fault(detail) => {
+            tracing::error!(%detail, "stock store fault");
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "store_fault",
+                "the stock store failed",
+            )
         }
     }
 }
@@ -127,7 +160,7 @@ fn release_target(path: &str) -> Option<&str> {
     (!order_id.is_empty() && !order_id.contains('/')).then_some(order_id)
 }
 
-impl Endpoint for InventoryEndpoint {
+impl<S: StockStore> Endpoint for InventoryEndpoint<S> {
     async fn handle(&self, request: Request) -> Response<Body> {
         let path = request.uri().path().to_owned();
         let is_post = request.method() == Method::POST;

@@ -1,13 +1,24 @@
 //! Payment settings, read once at cold start.
 
+use std::time::Duration;
+
 use lattice_xray::simulation::{range_from, rate_from, seed_from, LatencyRange};
 use lattice_xray::Error;
 
+use lattice_xray::dynamodb::{table_from, timeout_from};
+
 use crate::gateway::GatewayBehaviour;
+
+/// The variable naming the payments table.
+pub const TABLE_ENV: &str = "PAYMENTS_TABLE";
 
 /// Settings with their sources.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PaymentConfig {
+    /// `PAYMENTS_TABLE` (required): the DynamoDB table of charges.
+    pub table: String,
+    /// `DYNAMODB_TIMEOUT_MS` (default 1000): each DynamoDB call's whole budget, retries included.
+    pub dynamodb_timeout: Duration,
     /// `PAYMENT_DECLINE_RATE` (default 0.05), `PAYMENT_FAULT_RATE` (default 0.05),
     /// `PAYMENT_LATENCY_MS` (default `100..500`; `0` for none).
     pub gateway: GatewayBehaviour,
@@ -41,6 +52,8 @@ impl PaymentConfig {
         )?;
         let seed = seed_from(&lookup)?;
         Ok(Self {
+            table: table_from(&lookup, TABLE_ENV)?,
+            dynamodb_timeout: timeout_from(&lookup)?,
             gateway: GatewayBehaviour {
                 decline_rate,
                 fault_rate,
@@ -57,6 +70,9 @@ mod tests {
 
     fn parse(pairs: &[(&str, &str)]) -> Result<PaymentConfig, Error> {
         PaymentConfig::from_lookup(|k| {
+            if k == TABLE_ENV {
+                return Some("payments".to_owned());
+            }
             pairs
                 .iter()
                 .find(|(key, _)| *key == k)
@@ -76,6 +92,9 @@ mod tests {
         );
         assert!((config.gateway.decline_rate + config.gateway.fault_rate - 0.10).abs() < 1e-9);
         assert_eq!(config.seed, 2);
+        assert_eq!(config.table, "payments");
+        assert_eq!(config.dynamodb_timeout, Duration::from_millis(1000));
+        assert!(PaymentConfig::from_lookup(|_| None).is_err(), "the table is required");
     }
 
     #[test]

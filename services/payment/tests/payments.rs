@@ -10,6 +10,7 @@ use lattice_xray::testing::{fresh_root, lattice_request, with_trace_header};
 use lattice_xray::{handle_traced, MemorySink, Telemetry};
 use payment::charge::{ChargeOutcome, ChargeRequest};
 use payment::gateway::{Gateway, GatewayBehaviour, SimulatedGateway};
+use payment::ledger::MemoryLedger;
 use payment::PaymentEndpoint;
 use serde_json::{json, Value};
 
@@ -29,13 +30,21 @@ impl Gateway for ScriptedGateway {
     }
 }
 
-fn scripted(outcome: ChargeOutcome) -> (PaymentEndpoint<ScriptedGateway>, Arc<AtomicUsize>) {
+fn scripted(
+    outcome: ChargeOutcome,
+) -> (
+    PaymentEndpoint<ScriptedGateway, MemoryLedger>,
+    Arc<AtomicUsize>,
+) {
     let calls = Arc::new(AtomicUsize::new(0));
     (
-        PaymentEndpoint::new(ScriptedGateway {
-            outcome,
-            calls: Arc::clone(&calls),
-        }),
+        PaymentEndpoint::new(
+            ScriptedGateway {
+                outcome,
+                calls: Arc::clone(&calls),
+            },
+            MemoryLedger::default(),
+        ),
         calls,
     )
 }
@@ -47,7 +56,7 @@ fn event_with_body(body: &str) -> Request {
 }
 
 async fn call<G: Gateway>(
-    endpoint: &PaymentEndpoint<G>,
+    endpoint: &PaymentEndpoint<G, MemoryLedger>,
     request: Request,
 ) -> (u16, Value, Vec<Value>) {
     let sink = MemorySink::default();
