@@ -970,6 +970,38 @@ fn every_variable_the_template_sets_is_one_its_function_reads() {
 }
 
 #[test]
+fn each_tables_key_and_ttl_attribute_are_the_ones_its_service_writes() {
+    let template = template();
+    for (spec, crate_dir) in checks::SERVICE_TABLES
+        .iter()
+        .zip(["services/inventory", "services/payment"])
+    {
+        let table = properties(&template, spec.table);
+        assert_eq!(table["KeySchema"][0]["AttributeName"], spec.key);
+        assert_eq!(
+            table["TimeToLiveSpecification"]["AttributeName"],
+            checks::TTL_ATTRIBUTE
+        );
+        let path = repository_root().join(crate_dir).join("src/table.rs");
+        let source = std::fs::read_to_string(&path).unwrap();
+        for declaration in [
+            format!("pub const PARTITION_KEY: &str = \"{}\";", spec.key),
+            format!(
+                "pub const EXPIRES_AT: &str = \"{}\";",
+                checks::TTL_ATTRIBUTE
+            ),
+        ] {
+            assert!(
+                source.contains(&declaration),
+                "{} lacks `{declaration}`: the table {} declares is not the one it writes",
+                path.display(),
+                spec.table
+            );
+        }
+    }
+}
+
+#[test]
 fn the_outputs_give_what_loadgen_and_the_reader_need() {
     let template = template();
     let outputs: BTreeSet<&str> = template.root["Outputs"]

@@ -14,8 +14,12 @@
 //! Release reads the reservation (consistently), then one transaction gives each line back and
 //! flips the status, guarded by `status = RESERVED`: exactly once. No reservation → a tombstone
 //! (`RELEASED`, no lines), so a reserve that arrives after its release is refused.
-//! Each transaction has a deterministic `ClientRequestToken` (UUIDv5 of `reserve:`/`release:` +
-//! order id, 36 characters), so a retry after a lost answer is a replay, not a second effect.
+//! Each transaction has a deterministic `ClientRequestToken` (UUIDv5 of the table and
+//! `reserve:`/`release:` + order id, 36 characters) and parameters that depend on the request alone (no timestamps), so a
+//! retry after a lost answer is a replay, not a second effect. DynamoDB answers a replay within
+//! its 10-minute token window with success and no side effect, even when the reservation was
+//! released in between: such a late duplicate is told "reserved" while the stock stays released
+//! (nothing is held, nothing is lost). After the window, it is refused as released.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -52,9 +56,11 @@ const TOMBSTONE_ATTEMPTS: u32 = 3;
 /// Namespace of the transactions' idempotency tokens (a fixed random UUID).
 const TOKEN_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6f1c_2b0e_93d4_4c55_a1e7_0d2f_8b4a_c913);
 
-/// The idempotency token of one saga step for one order: 36 characters, DynamoDB's limit.
-pub fn request_token(step: &str, order_id: &str) -> String {
-    uuid::Uuid::new_v5(&TOKEN_NAMESPACE, format!("{step}:{order_id}").as_bytes()).to_string()
+/// The idempotency token of one saga step for one order in one table: 36 characters, DynamoDB's
+/// limit. Tokens are scoped to the account and Region, not the table, so the table is part of it.
+pub fn request_token(table: &str, step: &str, order_id: &str) -> String {
+    let name = format!("{table}/{step}:{order_id}");
+    uuid::Uuid::new_v5(&TOKEN_NAMESPACE, name.as_bytes()).to_string()
 }
 
 /// Stock and reservations in one DynamoDB table.
@@ -215,7 +221,6 @@ impl<C: Clock> DynamoStockStore<C> {
         &self,
         order_id: &str,
         merged: &[MergedLine],
-        created_at: i64,
     ) -> Result<Vec<TransactWriteItem>, StoreError> {
         let mut items = Vec::with_capacity(merged.len() + 1);
         for line in merged {
@@ -243,7 +248,6 @@ impl<C: Clock> DynamoStockStore<C> {
             .item(PARTITION_KEY, reservation_key(order_id))
             .item(STATUS, AttributeValue::S(STATUS_RESERVED.to_owned()))
             .item(LINES, AttributeValue::M(lines))
-            .item(CREATED_AT, number(created_at))
             .condition_expression("attribute_not_exists(#pk)")
             .expression_attribute_names("#pk", PARTITION_KEY)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
@@ -264,7 +268,7 @@ impl<C: Clock> DynamoStockStore<C> {
             .client
             .transact_write_items()
             .set_transact_items(Some(items))
-            .client_request_token(request_token("reserve", order_id))
+            .client_request_token(request_token(&self.table, "reserve", order_id))
             .send()
             .await;
         let error = match sent {
@@ -303,9 +307,11 @@ impl<C: Clock> DynamoStockStore<C> {
                     ))),
                 }
             }
-            TransactWriteItemsError::IdempotentParameterMismatchException(_) => Ok(Attempt::Done(
-                ReserveResult::Conflict(ConflictReason::OtherLines),
-            )),
+            TransactWriteItemsError::IdempotentParameterMismatchException(_) => {
+                // The token was used for other lines (or other stock rows): say what stands.
+                let stored = self.get_reservation(order_id).await?;
+                Ok(Attempt::Done(replayed(stored, merged, lines)))
+            }
             TransactWriteItemsError::TransactionInProgressException(_) => {
                 Ok(Attempt::Retry(AwsCallFailure::Conflict {
                     code: "TransactionInProgressException".to_owned(),
@@ -387,7 +393,7 @@ impl<C: Clock> DynamoStockStore<C> {
             .client
             .transact_write_items()
             .set_transact_items(Some(self.release_items(order_id, lines)?))
-            .client_request_token(request_token("release", order_id))
+            .client_request_token(request_token(&self.table, "release", order_id))
             .send()
             .await;
         let error = match sent {
@@ -471,7 +477,7 @@ impl<C: Clock + Clone> StockStore for DynamoStockStore<C> {
         lines: &[ReservationLine],
     ) -> Result<ReserveResult, StoreError> {
         let merged = merge_lines(lines);
-        let items = self.reserve_items(order_id, &merged, self.clock.now_epoch_seconds())?;
+        let items = self.reserve_items(order_id, &merged)?;
         self.with_conflict_retries(|| self.try_reserve(order_id, lines, &merged, items.clone()))
             .await
     }
@@ -515,12 +521,13 @@ mod tests {
 
     #[test]
     fn request_tokens_are_deterministic_and_fit_dynamodb() {
-        let token = request_token("reserve", "run-1234abcd-99999");
+        let token = request_token("inventory", "reserve", "run-1234abcd-99999");
         assert_eq!(token.len(), 36);
-        assert_eq!(token, request_token("reserve", "run-1234abcd-99999"));
-        assert_ne!(token, request_token("release", "run-1234abcd-99999"));
+        assert_eq!(token, request_token("inventory", "reserve", "run-1234abcd-99999"));
+        assert_ne!(token, request_token("inventory", "release", "run-1234abcd-99999"));
+        assert_ne!(token, request_token("other", "reserve", "run-1234abcd-99999"));
         let longest = "x".repeat(128);
-        assert_eq!(request_token("release", &longest).len(), 36);
+        assert_eq!(request_token("inventory", "release", &longest).len(), 36);
     }
 
     #[test]

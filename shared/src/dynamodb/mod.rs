@@ -16,6 +16,9 @@ use aws_sdk_dynamodb::Client;
 use crate::aws_call::load_sdk_config;
 use crate::Error;
 
+#[cfg(feature = "dynamodb-local")]
+pub mod local;
+
 /// The variable bounding each DynamoDB call, in milliseconds.
 pub const TIMEOUT_ENV: &str = "DYNAMODB_TIMEOUT_MS";
 /// Each DynamoDB call's budget when [`TIMEOUT_ENV`] is unset.
