@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use crate::binaries::profile_dir;
+use crate::dynamodb::DynamoDbSource;
 use crate::lambda::facade::FacadeSampling;
 use crate::stack::{LocalStack, StackConfig};
 
@@ -61,6 +62,16 @@ pub struct UpArgs {
     /// Traces the X-Ray store keeps before evicting the oldest.
     #[arg(long, default_value_t = 100_000)]
     pub trace_capacity: usize,
+    /// Port of the embedded DynamoDB server (0: any free port).
+    #[arg(long, default_value_t = 8000, conflicts_with = "dynamodb_endpoint")]
+    pub dynamodb_port: u16,
+    /// Use this DynamoDB endpoint (e.g. Amazon DynamoDB Local) instead of the embedded server;
+    /// the tables must not exist there yet.
+    #[arg(long)]
+    pub dynamodb_endpoint: Option<String>,
+    /// Put this before the table names (`inventory`, `payments`).
+    #[arg(long, default_value = "")]
+    pub table_prefix: String,
 }
 
 impl UpArgs {
@@ -84,6 +95,15 @@ impl UpArgs {
         config.raw_documents = self.raw_documents;
         config.trace_capacity = self.trace_capacity;
         config.rebuild_binaries = true;
+        config.dynamodb.source = match &self.dynamodb_endpoint {
+            Some(endpoint) => DynamoDbSource::External {
+                endpoint: endpoint.clone(),
+            },
+            None => DynamoDbSource::Embedded {
+                port: self.dynamodb_port,
+            },
+        };
+        config.dynamodb.table_prefix = self.table_prefix.clone();
         if self.trace_all_invocations {
             config.facade_sampling = FacadeSampling::Always;
         }
@@ -105,6 +125,17 @@ pub async fn up(args: &UpArgs) -> anyhow::Result<()> {
     println!("  X-Ray daemon   udp {}", state.xray_daemon_address);
     println!("  X-Ray API      {}", state.xray_endpoint);
     println!("  Lambda Invoke  {}", state.lambda_endpoint);
+    println!(
+        "  DynamoDB       {} ({}; tables {}, {})",
+        state.dynamodb.endpoint,
+        if state.dynamodb.embedded {
+            "embedded"
+        } else {
+            "external"
+        },
+        state.dynamodb.inventory_table,
+        state.dynamodb.payments_table
+    );
     println!(
         "  state          {}",
         StackStatePath(&stack.config.state_dir)

@@ -8,6 +8,7 @@
 //! - [`xray`]: what the X-Ray daemon and service do with segment documents.
 //! - [`lambda`]: the Runtime API and execution environments running the real binaries.
 //! - [`lattice`]: VPC Lattice: listeners, SigV4, auth policies, V2 events, access logs, metrics.
+//! - [`dynamodb`]: the DynamoDB server (embedded dynoxide, or external), tables and stock.
 //! - [`stack`]: everything wired together, and the state file other processes read.
 //! - [`binaries`]: finding (and building) the service binaries.
 //! - [`http_server`]: the accept loop every local HTTP endpoint runs.
@@ -15,6 +16,7 @@
 
 pub mod binaries;
 pub mod cli;
+pub mod dynamodb;
 pub mod http_server;
 pub mod json_lines;
 pub mod lambda;

@@ -15,6 +15,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::binaries::{build_service_binaries, service_binary};
+use crate::dynamodb::{DynamoDbSetup, DynamoDbState, StackDynamoDb};
 use crate::json_lines::JsonLinesFile;
 use crate::lambda::facade::{Facade, FacadeSampling};
 use crate::lambda::function::{Function, FunctionConfig};
@@ -85,6 +86,8 @@ pub struct StackConfig {
     /// Where the functions send their segment documents (`AWS_XRAY_DAEMON_ADDRESS`); `None` is
     /// this stack's daemon. A port nobody listens on plays a daemon that is down.
     pub functions_xray_daemon: Option<String>,
+    /// The DynamoDB server, table names and first stock.
+    pub dynamodb: DynamoDbSetup,
 }
 
 impl StackConfig {
@@ -112,6 +115,7 @@ impl StackConfig {
             rebuild_binaries: false,
             runner_binary: None,
             functions_xray_daemon: None,
+            dynamodb: DynamoDbSetup::default(),
         }
     }
 
@@ -169,6 +173,8 @@ pub struct StackState {
     pub raw_documents: Option<PathBuf>,
     /// `endpoint_url` of the local Lambda Invoke API.
     pub lambda_endpoint: String,
+    /// The DynamoDB server and tables the functions use.
+    pub dynamodb: DynamoDbState,
 }
 
 /// One service in the state file.
@@ -219,6 +225,9 @@ pub enum StackError {
     /// The state file.
     #[error("state file {0}")]
     State(String),
+    /// DynamoDB could not be set up.
+    #[error("DynamoDB: {0}")]
+    DynamoDb(String),
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> StackError {
@@ -244,6 +253,8 @@ pub struct LocalStack {
     pub metrics: Arc<MetricsRecorder>,
     /// The state written to disk.
     pub state: StackState,
+    /// The DynamoDB server and its tables.
+    pub dynamodb: StackDynamoDb,
     network: Arc<LatticeNetwork>,
     facade: Arc<Facade>,
     invoke_api: InvokeApi,
@@ -416,6 +427,11 @@ impl LocalStack {
                 .map_err(io("opening the Lambda facade's socket"))?,
         );
 
+        // The tables exist and hold their stock before any function can be invoked.
+        let dynamodb = StackDynamoDb::start(&config.dynamodb)
+            .await
+            .map_err(|e| StackError::DynamoDb(e.to_string()))?;
+
         // Listeners are bound before the functions start, so every function knows every URL.
         let mut bound = Vec::new();
         for name in SERVICES {
@@ -465,6 +481,7 @@ impl LocalStack {
                 ("INVENTORY_SERVICE_URL".to_owned(), url_of("inventory")),
                 ("PAYMENT_SERVICE_URL".to_owned(), url_of("payment")),
             ];
+            env.extend(dynamodb.function_env());
             env.extend(config.service_env.iter().cloned());
             let function = Function::new(FunctionConfig {
                 name: name.to_owned(),
@@ -589,6 +606,7 @@ impl LocalStack {
             metrics_log: metrics_path,
             raw_documents: config.raw_documents.then_some(raw_path),
             lambda_endpoint: format!("http://{}", invoke_api.addr),
+            dynamodb: dynamodb.state.clone(),
         };
         let state_path = StackState::path(&config.state_dir);
         std::fs::write(
@@ -605,6 +623,7 @@ impl LocalStack {
             access_log,
             metrics,
             state,
+            dynamodb,
             network,
             facade,
             invoke_api,
@@ -670,6 +689,7 @@ impl LocalStack {
             raw_log,
             metrics_log,
             flusher,
+            dynamodb,
             ..
         } = self;
         drop(listeners);
@@ -686,6 +706,7 @@ impl LocalStack {
             function.shutdown().await;
         }
         drop(network);
+        let _ = tokio::task::spawn_blocking(move || dynamodb.stop()).await;
     }
 }
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use local_stack::binaries::service_binary;
+use local_stack::dynamodb::{DynamoDbSetup, StackDynamoDb};
 use local_stack::lambda::facade::{Facade, FacadeSampling};
 use local_stack::lambda::function::{Function, FunctionConfig};
 use local_stack::xray::daemon::XrayDaemon;
@@ -22,14 +23,21 @@ async fn function_segment_parents_the_functions_own_segment() {
         .await
         .unwrap();
     let facade = Arc::new(Facade::new(daemon.addr, FacadeSampling::Always, 7).unwrap());
+    let dynamodb = StackDynamoDb::start(&DynamoDbSetup::default())
+        .await
+        .unwrap();
+    let mut env = vec![
+        ("PAYMENT_LATENCY_MS".into(), "0".into()),
+        ("PAYMENT_DECLINE_RATE".into(), "0".into()),
+        ("PAYMENT_FAULT_RATE".into(), "0".into()),
+        ("AWS_ACCESS_KEY_ID".into(), "local".into()),
+        ("AWS_SECRET_ACCESS_KEY".into(), "local".into()),
+    ];
+    env.extend(dynamodb.function_env());
     let function = Function::new(FunctionConfig {
         name: "payment".into(),
         binary: service_binary("payment").unwrap(),
-        env: vec![
-            ("PAYMENT_LATENCY_MS".into(), "0".into()),
-            ("PAYMENT_DECLINE_RATE".into(), "0".into()),
-            ("PAYMENT_FAULT_RATE".into(), "0".into()),
-        ],
+        env,
         memory_mb: 128,
         timeout: Duration::from_secs(3),
         concurrency: 1,

@@ -5,23 +5,36 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use local_stack::binaries::service_binary;
+use local_stack::dynamodb::{DynamoDbSetup, StackDynamoDb};
 use local_stack::lambda::function::{Function, FunctionConfig, InvokeError, InvokeOutput};
 use serde_json::{json, Value};
 
 const EVENT: &str =
     include_str!("../../../services/payment/tests/fixtures/lattice-v2-post-payment.json");
 
-fn payment(latency_ms: &str, timeout: Duration, concurrency: usize) -> Function {
-    Function::new(FunctionConfig {
+/// The payment function over its own DynamoDB (kept alive by the caller).
+async fn payment(
+    latency_ms: &str,
+    timeout: Duration,
+    concurrency: usize,
+) -> (Function, StackDynamoDb) {
+    let dynamodb = StackDynamoDb::start(&DynamoDbSetup::default())
+        .await
+        .expect("DynamoDB");
+    let mut env = vec![
+        ("PAYMENT_LATENCY_MS".into(), latency_ms.into()),
+        ("PAYMENT_DECLINE_RATE".into(), "0".into()),
+        ("PAYMENT_FAULT_RATE".into(), "0".into()),
+        // A daemon address nobody listens on: telemetry must not matter.
+        ("AWS_XRAY_DAEMON_ADDRESS".into(), "127.0.0.1:9".into()),
+        ("AWS_ACCESS_KEY_ID".into(), "local".into()),
+        ("AWS_SECRET_ACCESS_KEY".into(), "local".into()),
+    ];
+    env.extend(dynamodb.function_env());
+    let function = Function::new(FunctionConfig {
         name: "payment".into(),
         binary: service_binary("payment").expect("payment binary"),
-        env: vec![
-            ("PAYMENT_LATENCY_MS".into(), latency_ms.into()),
-            ("PAYMENT_DECLINE_RATE".into(), "0".into()),
-            ("PAYMENT_FAULT_RATE".into(), "0".into()),
-            // A daemon address nobody listens on: telemetry must not matter.
-            ("AWS_XRAY_DAEMON_ADDRESS".into(), "127.0.0.1:9".into()),
-        ],
+        env,
         memory_mb: 128,
         timeout,
         concurrency,
@@ -29,7 +42,8 @@ fn payment(latency_ms: &str, timeout: Duration, concurrency: usize) -> Function 
         account_id: "123456789012".into(),
         xray_daemon: None,
         show_logs: false,
-    })
+    });
+    (function, dynamodb)
 }
 
 fn event_for(order_id: &str) -> Bytes {
@@ -41,7 +55,7 @@ fn event_for(order_id: &str) -> Bytes {
 
 #[tokio::test]
 async fn cold_then_warm_invocations_answer_in_lattice_format() {
-    let function = payment("0", Duration::from_secs(3), 2);
+    let (function, _dynamodb) = payment("0", Duration::from_secs(3), 2).await;
     let first = function
         .invoke(
             event_for("o-1"),
@@ -94,7 +108,8 @@ async fn invoke_at_once(
 
 #[tokio::test]
 async fn past_the_concurrency_limit_is_throttled() {
-    let function = Arc::new(payment("300", Duration::from_secs(3), 2));
+    let (function, _dynamodb) = payment("300", Duration::from_secs(3), 2).await;
+    let function = Arc::new(function);
     let mut ok = 0;
     let mut throttled = 0;
     for outcome in invoke_at_once(&function, (0..3).map(|i| format!("c-{i}"))).await {
@@ -111,7 +126,8 @@ async fn past_the_concurrency_limit_is_throttled() {
 #[tokio::test]
 async fn a_waiting_invocation_takes_an_environment_freed_before_its_own_init_slot() {
     // One init slot; a warm invocation answers far faster than an environment starts.
-    let function = Arc::new(payment("0", Duration::from_secs(3), 3).with_init_slots(1));
+    let (function, _dynamodb) = payment("0", Duration::from_secs(3), 3).await;
+    let function = Arc::new(function.with_init_slots(1));
     function.invoke(event_for("w-0"), None).await.unwrap();
     let mut cold = 0;
     for outcome in invoke_at_once(&function, (1..4).map(|i| format!("w-{i}"))).await {
@@ -127,7 +143,7 @@ async fn a_waiting_invocation_takes_an_environment_freed_before_its_own_init_slo
 
 #[tokio::test]
 async fn timeout_fails_like_lambda_and_recycles_the_environment() {
-    let function = payment("1000", Duration::from_millis(200), 1);
+    let (function, _dynamodb) = payment("1000", Duration::from_millis(200), 1).await;
     let error = function.invoke(event_for("slow"), None).await.unwrap_err();
     assert_eq!(
         error,
@@ -153,7 +169,8 @@ async fn timeout_fails_like_lambda_and_recycles_the_environment() {
 
 #[tokio::test]
 async fn killed_environment_fails_the_invocation_and_is_replaced() {
-    let function = Arc::new(payment("1500", Duration::from_secs(5), 1));
+    let (function, _dynamodb) = payment("1500", Duration::from_secs(5), 1).await;
+    let function = Arc::new(function);
     let running = {
         let function = Arc::clone(&function);
         tokio::spawn(async move { function.invoke(event_for("doomed"), None).await })
@@ -181,7 +198,7 @@ async fn killed_environment_fails_the_invocation_and_is_replaced() {
 
 #[tokio::test]
 async fn an_event_the_function_cannot_read_is_a_function_error() {
-    let function = payment("0", Duration::from_secs(3), 1);
+    let (function, _dynamodb) = payment("0", Duration::from_secs(3), 1).await;
     let error = function
         .invoke(Bytes::from_static(b"{\"not\":\"lattice\"}"), None)
         .await

@@ -29,7 +29,7 @@ struct Backends {
 
 impl Backends {
     async fn start() -> Self {
-        let embedded = EmbeddedDynamoDb::start(0).await.expect("embedded DynamoDB");
+        let embedded = EmbeddedDynamoDb::start(0).expect("embedded DynamoDB");
         let mut endpoints = vec![("dynoxide", embedded.endpoint())];
         if let Ok(endpoint) = std::env::var(LOCAL_ENDPOINT_ENV) {
             endpoints.push(("DynamoDB Local", endpoint));

@@ -93,7 +93,7 @@ async fn memory_ledger_keeps_the_contract() {
 
 #[tokio::test]
 async fn dynamodb_ledger_keeps_the_contract() {
-    let embedded = EmbeddedDynamoDb::start(0).await.unwrap();
+    let embedded = EmbeddedDynamoDb::start(0).unwrap();
     for (backend, ledger, _) in dynamo_ledgers(&embedded).await {
         first_answer_wins(&ledger, &backend).await;
         an_abandoned_claim_can_be_claimed_again(&ledger, &backend).await;
@@ -102,7 +102,7 @@ async fn dynamodb_ledger_keeps_the_contract() {
 
 #[tokio::test]
 async fn a_claim_whose_holder_died_is_taken_over_after_its_lease() {
-    let embedded = EmbeddedDynamoDb::start(0).await.unwrap();
+    let embedded = EmbeddedDynamoDb::start(0).unwrap();
     for (backend, ledger, clock) in dynamo_ledgers(&embedded).await {
         assert_eq!(ledger.claim(&charge("o", 700)).await.unwrap(), Claim::Claimed);
         clock.advance(CLAIM_LEASE.as_secs() as i64);

@@ -21,32 +21,52 @@ pub const LOCAL_ENDPOINT_ENV: &str = "DYNAMODB_LOCAL_ENDPOINT";
 /// The Region local clients sign for (local servers accept any).
 pub const LOCAL_REGION: &str = "us-east-1";
 
-/// An embedded server; stops when dropped.
+/// An embedded server on a thread and runtime of its own (its SQLite calls block, so they must
+/// not run on a caller's runtime); stops when dropped.
 #[derive(Debug)]
 pub struct EmbeddedDynamoDb {
     addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl EmbeddedDynamoDb {
-    /// Starts an in-memory server on `127.0.0.1:port` (0: any free port). Needs a Tokio runtime.
-    pub async fn start(port: u16) -> std::io::Result<Self> {
-        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await?;
+    /// Starts an in-memory server on `127.0.0.1:port` (0: any free port).
+    pub fn start(port: u16) -> std::io::Result<Self> {
+        let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port))?;
+        listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let database = dynoxide::Database::memory()
             .map_err(|e| std::io::Error::other(format!("dynoxide database: {e}")))?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
         let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let shutdown = async move {
-                let _ = stopped.await;
-            };
-            if let Err(error) = dynoxide::server::serve_with_shutdown(listener, database, shutdown).await {
-                tracing::error!(%error, "embedded DynamoDB stopped");
-            }
-        });
+        let thread = std::thread::Builder::new()
+            .name("dynamodb-local".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let listener = match tokio::net::TcpListener::from_std(listener) {
+                        Ok(listener) => listener,
+                        Err(error) => {
+                            tracing::error!(%error, "embedded DynamoDB could not listen");
+                            return;
+                        }
+                    };
+                    let shutdown = async move {
+                        let _ = stopped.await;
+                    };
+                    if let Err(error) =
+                        dynoxide::server::serve_with_shutdown(listener, database, shutdown).await
+                    {
+                        tracing::error!(%error, "embedded DynamoDB stopped");
+                    }
+                });
+            })?;
         Ok(Self {
             addr,
             stop: Some(stop),
+            thread: Some(thread),
         })
     }
 
@@ -59,6 +79,20 @@ impl EmbeddedDynamoDb {
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
+
+    /// Stops the server and waits for its thread (requests in flight finish first).
+    pub fn stop(mut self) {
+        self.shut_down();
+    }
+
+    fn shut_down(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl Drop for EmbeddedDynamoDb {
@@ -66,6 +100,8 @@ impl Drop for EmbeddedDynamoDb {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+        // Not joined here: a drop inside an async context must not block on idle keep-alive
+        // connections; `stop` waits.
     }
 }
 
