@@ -237,6 +237,10 @@ pub fn dynamodb_table_names(body: &[u8]) -> Vec<String> {
 /// (credentials, Region, and `AWS_ENDPOINT_URL_<SERVICE>` endpoints from the standard chain),
 /// with `timeout` as each call's whole budget (connect included; retries share it), and the
 /// interceptor to add to each client's config.
+///
+/// Retries: the standard strategy's 3 attempts, but backing off from [`RETRY_INITIAL_BACKOFF`]
+/// instead of 1 s, so that a throttled or conflicting call is retried within a request's budget of
+/// about a second rather than timing out while it waits.
 pub async fn load_sdk_config(
     timeout: std::time::Duration,
 ) -> Result<(aws_config::SdkConfig, AwsCallInterceptor), crate::Error> {
@@ -245,8 +249,12 @@ pub async fn load_sdk_config(
         .operation_attempt_timeout(timeout)
         .operation_timeout(timeout)
         .build();
+    let retries = aws_config::retry::RetryConfig::standard()
+        .with_max_attempts(RETRY_ATTEMPTS)
+        .with_initial_backoff(RETRY_INITIAL_BACKOFF);
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .timeout_config(timeouts)
+        .retry_config(retries)
         .load()
         .await;
     let region = config.region().ok_or(crate::Error::Config {
@@ -256,6 +264,11 @@ pub async fn load_sdk_config(
     let interceptor = AwsCallInterceptor::new(region.to_string());
     Ok((config, interceptor))
 }
+
+/// Attempts per SDK call (the standard strategy's default).
+pub const RETRY_ATTEMPTS: u32 = 3;
+/// The first retry's backoff ceiling (it doubles per attempt, with full jitter).
+pub const RETRY_INITIAL_BACKOFF: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// How a caller should read a failed AWS call.
 #[derive(Clone, Debug, PartialEq, Eq)]

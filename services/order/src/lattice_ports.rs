@@ -92,7 +92,8 @@ impl Inventory for LatticeInventory {
             .await?;
         match response.status {
             200 => Ok(ReserveOutcome::Reserved),
-            409 => {
+            // 409: short stock or a conflicting order id; 404: an unknown SKU.
+            404 | 409 => {
                 let refusal: ErrorBody = parse(&response)?;
                 Ok(ReserveOutcome::Refused {
                     code: refusal.error,
@@ -106,8 +107,10 @@ impl Inventory for LatticeInventory {
     async fn release(&self, order_id: &str) -> Result<(), DownstreamError> {
         let path = format!("/reservations/{order_id}/release");
         let response = self.0.post(&path, json!({})).await?;
+        // Inventory answers 200 for every release it has recorded, a release that came before
+        // its reservation included (a tombstone); anything else is a failed compensation.
         match response.status {
-            200 | 404 => Ok(()),
+            200 => Ok(()),
             status => Err(DownstreamError::Fault { status }),
         }
     }

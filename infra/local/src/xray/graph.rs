@@ -1,8 +1,9 @@
 //! The service graph (`GetServiceGraph`, `GetTraceGraph`), built the way X-Ray draws it:
 //! one node per (name, type) of the segments services send; an edge from every `remote`/`aws`
 //! subsegment to the segment whose `parent_id` is that subsegment's id, or to an inferred node
-//! named after the subsegment when no such segment arrived; and a `client` node in front of each
-//! root segment. Edge statistics come from the caller's subsegment, node statistics from the
+//! when no such segment arrived (a DynamoDB call's table as `AWS::DynamoDB::Table`, another AWS
+//! call's service as `AWS::<service>`, else a `remote` node named after the subsegment); and a
+//! `client` node in front of each root segment. Edge statistics come from the caller's subsegment, node statistics from the
 //! node's own segments.
 
 use std::collections::{BTreeMap, HashMap};
@@ -11,6 +12,33 @@ use serde_json::{json, Map, Value};
 
 use super::store::Entity;
 use super::summary::{owning_segments, roots};
+
+/// The node X-Ray infers for a call no segment answered: an AWS SDK call naming one DynamoDB
+/// table is that table (`AWS::DynamoDB::Table`, named after it); another AWS call is its service
+/// (`AWS::<name>`); any other downstream call is a `remote` node named after the subsegment.
+fn inferred_node(call: &Map<String, Value>) -> NodeKey {
+    let name = call.get("name").and_then(Value::as_str).map(str::to_owned);
+    if call.get("namespace").and_then(Value::as_str) != Some("aws") {
+        return NodeKey {
+            name,
+            kind: "remote".to_owned(),
+        };
+    }
+    let table = call
+        .get("aws")
+        .and_then(|aws| aws.get("table_name"))
+        .and_then(Value::as_str);
+    match (name.as_deref(), table) {
+        (Some("DynamoDB"), Some(table)) => NodeKey {
+            name: Some(table.to_owned()),
+            kind: "AWS::DynamoDB::Table".to_owned(),
+        },
+        _ => NodeKey {
+            kind: format!("AWS::{}", name.as_deref().unwrap_or("Unknown")),
+            name,
+        },
+    }
+}
 
 /// Counts and times for a node or an edge.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -157,14 +185,7 @@ pub fn service_graph<T: AsRef<[Entity]>>(
             let target = match by_parent.get(call.id.as_str()) {
                 Some(callee) => segment_key(callee),
                 None => {
-                    let inferred = NodeKey {
-                        name: call
-                            .fields
-                            .get("name")
-                            .and_then(Value::as_str)
-                            .map(str::to_owned),
-                        kind: "remote".to_owned(),
-                    };
+                    let inferred = inferred_node(&call.fields);
                     nodes
                         .entry(inferred.clone())
                         .or_default()

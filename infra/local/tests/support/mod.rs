@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod dynamodb_proxy;
+
 use std::net::UdpSocket;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
