@@ -13,6 +13,7 @@ use local_stack::stack::{LocalStack, StackConfig};
 use tokio::sync::watch;
 
 use crate::cli::{InspectArgs, MapFormat, OutputArgs, RunArgs};
+use crate::conservation::{self, StockConservation};
 use crate::driver::{drive, DriveConfig, DriveOutcome, Live, LoadModel};
 use crate::inspect::{inspect, InspectConfig, Inspection};
 use crate::report::{LocalCheck, Report, RunFacts, ServiceLog};
@@ -164,6 +165,37 @@ fn local_check(stack: &LocalStack, outcome: &DriveOutcome, direct_invoke: bool) 
     record_store(stack, &mut check);
     check.agrees = check.disagreements.is_empty();
     check
+}
+
+/// The inventory table read back after the run, against the stock the stack started with.
+async fn stock_conservation(
+    stack: &LocalStack,
+    run_id: &str,
+    created: u64,
+) -> anyhow::Result<StockConservation> {
+    let dynamodb = &stack.state.dynamodb;
+    let contents = inventory::table::read_contents(&stack.dynamodb.client(), &dynamodb.inventory_table)
+        .await
+        .map_err(|e| anyhow::anyhow!("reading table {}: {e}", dynamodb.inventory_table))?;
+    stack.access_log.flush();
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&stack.state.access_log)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect();
+    let inventory_arn = stack
+        .state
+        .services
+        .get("inventory")
+        .map(|s| s.service_arn.as_str())
+        .unwrap_or_default();
+    Ok(conservation::check(
+        &dynamodb.initial_stock,
+        &contents,
+        run_id,
+        created,
+        conservation::failed_releases(&lines, inventory_arn),
+    ))
 }
 
 /// The local X-Ray store's and the facade's counts.
@@ -453,6 +485,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Report> {
     if let Some(stack) = stack {
         let state = stack.state.clone();
         let mut check = local_check(&stack, &outcome, args.lambda.is_some());
+        // Every order created counts, warm-up included: all of them hold stock.
+        let created = outcome.all_statuses.get(&201).copied().unwrap_or(0);
+        check.stock = Some(stock_conservation(&stack, &report.run_id, created).await?);
         // EMF minutes are all written only once the stack has shut down.
         stack.shutdown().await;
         let totals = metric_totals(&state);

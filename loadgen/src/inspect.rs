@@ -176,7 +176,7 @@ pub fn missing_links(documents: &[Value]) -> Vec<String> {
                 && d.get("type").and_then(Value::as_str) != Some("subsegment")
         })
     };
-    let mut missing = Vec::new();
+    let mut missing = dynamodb_gaps(documents);
     if segment("loadgen").is_none() {
         missing.push("loadgen".to_owned());
     }
@@ -203,6 +203,61 @@ pub fn missing_links(documents: &[Value]) -> Vec<String> {
         }
     }
     missing
+}
+
+/// The services whose state lives in DynamoDB: each of their segments that answered below 500
+/// (a simulated fault answers before any store call) holds at least one DynamoDB subsegment.
+pub const STATEFUL: [&str; 2] = ["inventory", "payment"];
+
+fn is_dynamodb_call(node: &Value) -> bool {
+    node.get("namespace").and_then(Value::as_str) == Some("aws")
+        && node.get("name").and_then(Value::as_str) == Some("DynamoDB")
+}
+
+/// `inventory (no DynamoDB call)` for each stateful segment that should hold one and does not
+/// (nested, or sent as an independent subsegment whose parent is in the segment).
+fn dynamodb_gaps(documents: &[Value]) -> Vec<String> {
+    fn ids_with_call(node: &Value, out: &mut Vec<String>) -> bool {
+        let children = node.get("subsegments").and_then(Value::as_array);
+        let mut has = false;
+        for child in children.into_iter().flatten() {
+            has |= is_dynamodb_call(child) | ids_with_call(child, out);
+        }
+        if has {
+            if let Some(id) = node.get("id").and_then(Value::as_str) {
+                out.push(id.to_owned());
+            }
+        }
+        has
+    }
+    let mut holders = Vec::new();
+    for document in documents {
+        ids_with_call(document, &mut holders);
+        let independent = document.get("type").and_then(Value::as_str) == Some("subsegment");
+        if independent && is_dynamodb_call(document) {
+            if let Some(parent) = document.get("parent_id").and_then(Value::as_str) {
+                holders.push(parent.to_owned());
+            }
+        }
+    }
+    let mut gaps = Vec::new();
+    for document in documents {
+        let name = document.get("name").and_then(Value::as_str).unwrap_or("");
+        let is_segment = document.get("type").and_then(Value::as_str) != Some("subsegment");
+        let status = document
+            .pointer("/http/response/status")
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
+        let id = document.get("id").and_then(Value::as_str).unwrap_or("");
+        if is_segment
+            && STATEFUL.contains(&name)
+            && status < 500
+            && !holders.iter().any(|h| h == id)
+        {
+            gaps.push(format!("{name} (no DynamoDB call)"));
+        }
+    }
+    gaps
 }
 
 /// Waits for the run's traces, checks them and reads the service graph.
@@ -323,8 +378,11 @@ mod tests {
             json!({"name": "loadgen", "id": "a1", "subsegments": [{"id": "a2", "name": "order"}]});
         let order = json!({"name": "order", "id": "b1", "parent_id": "a2",
             "subsegments": [{"id": "b2", "subsegments": [{"id": "b3", "name": "inventory"}]}, {"id": "b4", "name": "payment"}]});
-        let inventory = json!({"name": "inventory", "id": "c1", "parent_id": "b3"});
-        let payment = json!({"name": "payment", "id": "d1", "parent_id": "b4"});
+        let table_call = |id: &str| json!({"id": id, "name": "DynamoDB", "namespace": "aws"});
+        let inventory = json!({"name": "inventory", "id": "c1", "parent_id": "b3",
+            "subsegments": [table_call("c2")]});
+        let payment = json!({"name": "payment", "id": "d1", "parent_id": "b4",
+            "subsegments": [table_call("d2"), table_call("d3")]});
         let all = [
             loadgen.clone(),
             order.clone(),
@@ -358,6 +416,24 @@ mod tests {
         // Out of stock: order answered 409 and rightly never called payment.
         let mut refused = order.clone();
         refused["http"] = json!({"response": {"status": 409}});
-        assert!(missing_links(&[loadgen, refused, inventory]).is_empty());
+        assert!(missing_links(&[loadgen.clone(), refused, inventory.clone()]).is_empty());
+
+        // A stateful service that answered without its table is incomplete, unless it faulted
+        // before the store (a simulated fault); a call sent as its own document still counts.
+        let mut stateless = payment.clone();
+        stateless["subsegments"] = json!([]);
+        let chain = |payment: Value, extra: Option<Value>| {
+            let mut docs = vec![loadgen.clone(), order.clone(), inventory.clone(), payment];
+            docs.extend(extra);
+            missing_links(&docs)
+        };
+        assert_eq!(chain(stateless.clone(), None), ["payment (no DynamoDB call)"]);
+        let mut faulted = stateless.clone();
+        faulted["http"] = json!({"response": {"status": 503}});
+        assert!(chain(faulted, None).is_empty());
+        let mut alone = table_call("d9");
+        alone["type"] = json!("subsegment");
+        alone["parent_id"] = json!("d1");
+        assert!(chain(stateless, Some(alone)).is_empty());
     }
 }

@@ -12,12 +12,14 @@
 //! - [`stats`]: histograms, statuses, errors, per-second series.
 //! - [`inspect`]: trace completeness and the service graph from X-Ray.
 //! - [`map`]: the service map as a table, Mermaid or DOT.
+//! - [`conservation`]: local runs: every unit of stock accounted for, from the inventory table.
 //! - [`report`]: the human and JSON reports.
 //! - [`runner`]: loadgen as a Lambda in the stack's VPC (`--runner`), both ends.
 
 pub mod app;
 pub mod cli;
 pub mod connection;
+pub mod conservation;
 pub mod driver;
 pub mod inspect;
 pub mod map;

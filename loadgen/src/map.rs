@@ -127,9 +127,18 @@ macro_rules! counts {
     }};
 }
 
+/// A node's name on the map. A DynamoDB table is usually named like the service that owns it
+/// (`inventory` calls table `inventory`), so its type is part of its name here.
 fn display_name(service: &Service) -> String {
-    service.name().unwrap_or("client").to_owned()
+    let name = service.name().unwrap_or("client");
+    match service.r#type() {
+        Some(DYNAMODB_TABLE) => format!("{name} (DynamoDB table)"),
+        _ => name.to_owned(),
+    }
 }
+
+/// X-Ray's node type for a DynamoDB table (a DynamoDB call that names one table).
+pub const DYNAMODB_TABLE: &str = "AWS::DynamoDB::Table";
 
 impl ServiceMap {
     /// The map of GetServiceGraph's services.
@@ -166,9 +175,15 @@ impl ServiceMap {
 
     /// A fixed-width table for the terminal.
     pub fn to_table(&self) -> String {
+        // Node rows: name and type; edge rows: "from -> to" across both columns.
         let row = |label: &str, kind: &str, t: &Traffic| {
+            let head = if kind.is_empty() {
+                format!("{label:<49}")
+            } else {
+                format!("{label:<24} {kind:<24}")
+            };
             format!(
-                "  {label:<24} {kind:<24} {:>8} {:>8} {:>6} {:>6} {:>6} {:>9.1} {:>9.1}\n",
+                "  {head} {:>8} {:>8} {:>6} {:>6} {:>6} {:>9.1} {:>9.1}\n",
                 t.requests, t.ok, t.error, t.fault, t.throttle, t.avg_ms, t.p99_ms
             )
         };

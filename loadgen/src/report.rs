@@ -7,6 +7,8 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
+use crate::conservation::StockConservation;
+
 use crate::inspect::Inspection;
 use crate::stats::{percentiles, ErrorKind, Percentiles, RunStats, SecondStats};
 
@@ -80,6 +82,8 @@ pub struct LocalCheck {
     pub accepted_documents: u64,
     /// Documents the local Lambda service's own tracing (the facade) sent.
     pub facade_documents_sent: u64,
+    /// The inventory table after the run: is every unit of stock accounted for?
+    pub stock: Option<StockConservation>,
 }
 
 /// The whole report.
@@ -350,9 +354,54 @@ impl Report {
                     local.rejected_documents
                 );
             }
+            if let Some(stock) = &local.stock {
+                write_stock(&mut out, stock);
+            }
         }
         out
     }
+}
+
+fn write_stock(out: &mut String, stock: &StockConservation) {
+    let _ = writeln!(out, "stock (the inventory table after the run)");
+    let _ = writeln!(
+        out,
+        "  {} SKUs: initial {} = available {} + held {}{}",
+        stock.skus,
+        stock.initial_units,
+        stock.available_units,
+        stock.held_units,
+        if stock.imbalances.is_empty() {
+            String::new()
+        } else {
+            format!("  NOT CONSERVED for {} SKUs", stock.imbalances.len())
+        }
+    );
+    for imbalance in stock.imbalances.iter().take(10) {
+        let _ = writeln!(
+            out,
+            "    {}: initial {} != available {} + held {}",
+            imbalance.sku, imbalance.initial, imbalance.available, imbalance.held
+        );
+    }
+    let _ = writeln!(
+        out,
+        "  this run: {} reservations held for {} orders created; {} released ({} before their reservation); {} failed releases",
+        stock.reserved_by_run,
+        stock.created_orders,
+        stock.released_by_run,
+        stock.tombstones_by_run,
+        stock.failed_releases
+    );
+    let _ = writeln!(
+        out,
+        "  {}",
+        if stock.conserved {
+            "every unit accounted for"
+        } else {
+            "STOCK NOT ACCOUNTED FOR"
+        }
+    );
 }
 
 fn local_statuses(log: &ServiceLog) -> Vec<String> {

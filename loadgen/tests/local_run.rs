@@ -61,10 +61,26 @@ async fn a_local_run_has_complete_traces_and_agrees_with_the_access_log() {
     };
     assert_eq!(edge("loadgen", "order"), Some(300));
     assert!(edge("order", "inventory").is_some_and(|n| n >= 300));
+    // The tables are on the map, each behind the service that owns it.
+    assert!(edge("inventory", "inventory (DynamoDB table)").is_some_and(|n| n >= 300));
+    assert!(edge("payment", "payments (DynamoDB table)").is_some_and(|n| n >= 2 * 290));
     let local = report.local.as_ref().expect("local checks");
     assert!(local.agrees, "{:#?}", local.disagreements);
     assert_eq!(local.access_log["order"].requests, 300);
     assert_eq!(local.evicted_traces, 0);
+
+    // Every unit of stock accounted for, read back from the inventory table.
+    let stock = local.stock.as_ref().expect("the stock check");
+    let created = report.statuses.get("201").copied().unwrap_or(0);
+    assert_eq!(
+        (stock.skus, stock.created_orders, stock.reserved_by_run),
+        (100, created, created),
+        "{stock:#?}"
+    );
+    assert!(stock.imbalances.is_empty(), "{stock:#?}");
+    assert_eq!(stock.failed_releases, 0);
+    assert_eq!(stock.initial_units, stock.available_units + stock.held_units);
+    assert!(stock.conserved);
 
     // The JSON file is the report, and valid against the published schema.
     let written: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
@@ -82,6 +98,12 @@ async fn a_local_run_has_complete_traces_and_agrees_with_the_access_log() {
         .as_object_mut()
         .unwrap()
         .remove("dropped");
+    assert!(!validator.is_valid(&broken));
+    let mut broken = written.clone();
+    broken["local"]["stock"]
+        .as_object_mut()
+        .unwrap()
+        .remove("conserved");
     assert!(!validator.is_valid(&broken));
     let mermaid = std::fs::read_to_string(&map).unwrap();
     assert!(
