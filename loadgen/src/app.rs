@@ -174,9 +174,10 @@ async fn stock_conservation(
     created: u64,
 ) -> anyhow::Result<StockConservation> {
     let dynamodb = &stack.state.dynamodb;
-    let contents = inventory::table::read_contents(&stack.dynamodb.client(), &dynamodb.inventory_table)
-        .await
-        .map_err(|e| anyhow::anyhow!("reading table {}: {e}", dynamodb.inventory_table))?;
+    let contents =
+        inventory::table::read_contents(&stack.dynamodb.client(), &dynamodb.inventory_table)
+            .await
+            .map_err(|e| anyhow::anyhow!("reading table {}: {e}", dynamodb.inventory_table))?;
     stack.access_log.flush();
     let lines: Vec<serde_json::Value> = std::fs::read_to_string(&stack.state.access_log)
         .unwrap_or_default()

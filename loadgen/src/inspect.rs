@@ -427,7 +427,10 @@ mod tests {
             docs.extend(extra);
             missing_links(&docs)
         };
-        assert_eq!(chain(stateless.clone(), None), ["payment (no DynamoDB call)"]);
+        assert_eq!(
+            chain(stateless.clone(), None),
+            ["payment (no DynamoDB call)"]
+        );
         let mut faulted = stateless.clone();
         faulted["http"] = json!({"response": {"status": 503}});
         assert!(chain(faulted, None).is_empty());

@@ -79,7 +79,10 @@ async fn a_local_run_has_complete_traces_and_agrees_with_the_access_log() {
     );
     assert!(stock.imbalances.is_empty(), "{stock:#?}");
     assert_eq!(stock.failed_releases, 0);
-    assert_eq!(stock.initial_units, stock.available_units + stock.held_units);
+    assert_eq!(
+        stock.initial_units,
+        stock.available_units + stock.held_units
+    );
     assert!(stock.conserved);
 
     // The JSON file is the report, and valid against the published schema.

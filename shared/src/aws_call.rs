@@ -396,7 +396,10 @@ mod tests {
     #[test]
     fn table_names_of_every_request_shape() {
         let cases: &[(&str, &[&str])] = &[
-            (r#"{"TableName":"inventory","Key":{"pk":{"S":"SKU#1"}}}"#, &["inventory"]),
+            (
+                r#"{"TableName":"inventory","Key":{"pk":{"S":"SKU#1"}}}"#,
+                &["inventory"],
+            ),
             (
                 r#"{"TransactItems":[{"Update":{"TableName":"inventory"}},{"Put":{"TableName":"inventory"}},{"ConditionCheck":{"TableName":"audit"}}],"ClientRequestToken":"t"}"#,
                 &["inventory", "audit"],

@@ -25,12 +25,15 @@ pub struct FixedClock(pub std::sync::Arc<std::sync::atomic::AtomicI64>);
 impl FixedClock {
     /// A clock standing at `seconds`.
     pub fn at(seconds: i64) -> Self {
-        Self(std::sync::Arc::new(std::sync::atomic::AtomicI64::new(seconds)))
+        Self(std::sync::Arc::new(std::sync::atomic::AtomicI64::new(
+            seconds,
+        )))
     }
 
     /// Moves the clock on by `seconds`.
     pub fn advance(&self, seconds: i64) {
-        self.0.fetch_add(seconds, std::sync::atomic::Ordering::SeqCst);
+        self.0
+            .fetch_add(seconds, std::sync::atomic::Ordering::SeqCst);
     }
 }
 

@@ -31,10 +31,13 @@ fn unique_prefix() -> String {
 }
 
 async fn stock_of(stack: &LocalStack) -> BTreeMap<String, u32> {
-    inventory::table::read_contents(&stack.dynamodb.client(), &stack.state.dynamodb.inventory_table)
-        .await
-        .unwrap()
-        .available
+    inventory::table::read_contents(
+        &stack.dynamodb.client(),
+        &stack.state.dynamodb.inventory_table,
+    )
+    .await
+    .unwrap()
+    .available
 }
 
 fn order_for(order_id: &str, sku: &str) -> Value {
@@ -49,7 +52,8 @@ async fn sixty_four_concurrent_orders_for_twenty_units_sell_exactly_twenty_ten_r
     for (server, endpoint) in servers() {
         let skus: Vec<String> = (1..=ROUNDS).map(|r| format!("HOT-{r:02}")).collect();
         let stack = start("oversell", &[], |config| {
-            config.dynamodb.stock = StockSeeding::Levels(skus.iter().map(|s| (s.clone(), 20)).collect());
+            config.dynamodb.stock =
+                StockSeeding::Levels(skus.iter().map(|s| (s.clone(), 20)).collect());
             if let Some(endpoint) = &endpoint {
                 config.dynamodb.source = DynamoDbSource::External {
                     endpoint: endpoint.clone(),
@@ -64,7 +68,13 @@ async fn sixty_four_concurrent_orders_for_twenty_units_sell_exactly_twenty_ten_r
             let orders: Vec<_> = (0..64)
                 .map(|i| {
                     let body = order_for(&format!("r{round}-{i}"), sku);
-                    tokio::spawn(send(request(&url, &body, Some(&key), SystemTime::now(), None)))
+                    tokio::spawn(send(request(
+                        &url,
+                        &body,
+                        Some(&key),
+                        SystemTime::now(),
+                        None,
+                    )))
                 })
                 .collect();
             let mut statuses = BTreeMap::new();
@@ -85,8 +95,15 @@ async fn sixty_four_concurrent_orders_for_twenty_units_sell_exactly_twenty_ten_r
         )
         .await
         .unwrap();
-        assert_eq!(contents.reservations.len(), ROUNDS * 20, "{server}: only the sold orders hold stock");
-        assert!(contents.reservations.values().all(|r| r.status == "RESERVED"));
+        assert_eq!(
+            contents.reservations.len(),
+            ROUNDS * 20,
+            "{server}: only the sold orders hold stock"
+        );
+        assert!(contents
+            .reservations
+            .values()
+            .all(|r| r.status == "RESERVED"));
         stack.shutdown().await;
     }
 }
@@ -103,7 +120,14 @@ async fn a_reservation_outlives_the_environment_that_made_it() {
         .clone();
     let base = stack.service_url("inventory").unwrap();
     let reserve = json!({"order_id": "k-1", "items": [{"sku": "SKU-0001", "quantity": 4}]});
-    let (status, _) = send(request(&format!("{base}/reservations"), &reserve, Some(&order_role), SystemTime::now(), None)).await;
+    let (status, _) = send(request(
+        &format!("{base}/reservations"),
+        &reserve,
+        Some(&order_role),
+        SystemTime::now(),
+        None,
+    ))
+    .await;
     assert_eq!(status, 200);
     let inventory = stack.functions["inventory"].clone();
     let pids = inventory.process_ids();
@@ -125,7 +149,10 @@ async fn a_reservation_outlives_the_environment_that_made_it() {
     .await;
     assert_eq!(
         (status, serde_json::from_str::<Value>(&body).unwrap()),
-        (200, json!({"order_id": "k-1", "status": "released", "units": 4})),
+        (
+            200,
+            json!({"order_id": "k-1", "status": "released", "units": 4})
+        ),
         "a new environment releases what the killed one reserved"
     );
     assert_eq!(inventory.stats().environments_started, 2);
@@ -135,7 +162,10 @@ async fn a_reservation_outlives_the_environment_that_made_it() {
 
 /// Reserves through the inventory service with a traced request; returns the status, the body,
 /// and inventory's segment with its subsegments.
-async fn traced_reserve(stack: &LocalStack, order_id: &str) -> (u16, Value, Vec<local_stack::xray::store::Entity>) {
+async fn traced_reserve(
+    stack: &LocalStack,
+    order_id: &str,
+) -> (u16, Value, Vec<local_stack::xray::store::Entity>) {
     let order_role = stack
         .key_of(&stack.topology.role_arn(&function_role("order")))
         .unwrap()
@@ -185,55 +215,85 @@ fn fault_and_calls(entities: &[local_stack::xray::store::Entity]) -> (Value, Vec
 async fn dynamodb_down_throttled_or_silent_is_503_with_the_cause_and_holds_nothing() {
     let server = EmbeddedDynamoDb::start(0).unwrap();
     let proxy = DynamoDbProxy::start(server.endpoint(), Duration::from_secs(3)).await;
-    let stack = start("dynamodb-faults", &[("DYNAMODB_TIMEOUT_MS", "1000")], |config| {
-        config.dynamodb.source = DynamoDbSource::External {
-            endpoint: proxy.endpoint(),
-        };
-        config.dynamodb.stock = StockSeeding::Levels(vec![("SKU-0001".into(), 10)]);
-    })
+    let stack = start(
+        "dynamodb-faults",
+        &[("DYNAMODB_TIMEOUT_MS", "1000")],
+        |config| {
+            config.dynamodb.source = DynamoDbSource::External {
+                endpoint: proxy.endpoint(),
+            };
+            config.dynamodb.stock = StockSeeding::Levels(vec![("SKU-0001".into(), 10)]);
+        },
+    )
     .await;
 
     // Throttled: the SDK's three attempts are all refused; 503, the cause is the throttle.
     proxy.set(Mode::Throttle);
     let (status, body, entities) = traced_reserve(&stack, "f-throttled").await;
-    assert_eq!((status, body["error"].clone()), (503, json!("store_unavailable")));
+    assert_eq!(
+        (status, body["error"].clone()),
+        (503, json!("store_unavailable"))
+    );
     assert_eq!(
         body["message"],
         "the stock store is unavailable (throttled (ProvisionedThroughputExceededException)); retry later"
     );
     assert_eq!(proxy.throttled.load(std::sync::atomic::Ordering::SeqCst), 3);
     let (segment, calls) = fault_and_calls(&entities);
-    assert_eq!(segment, json!({"fault": true, "cause": "store_unavailable"}));
+    assert_eq!(
+        segment,
+        json!({"fault": true, "cause": "store_unavailable"})
+    );
     assert_eq!(
         calls,
-        [json!({"operation": "TransactWriteItems", "table": "inventory", "status": 400,
+        [
+            json!({"operation": "TransactWriteItems", "table": "inventory", "status": 400,
                 "error": true, "fault": null,
-                "exception": "ProvisionedThroughputExceededException"})]
+                "exception": "ProvisionedThroughputExceededException"})
+        ]
     );
 
     // No answer within the call's budget (the request never reaches the table).
     proxy.set(Mode::Stall);
     let (status, body, entities) = traced_reserve(&stack, "f-silent").await;
-    assert_eq!((status, body["error"].clone()), (503, json!("store_unavailable")));
-    assert_eq!(body["message"], "the stock store is unavailable (no answer in time); retry later");
+    assert_eq!(
+        (status, body["error"].clone()),
+        (503, json!("store_unavailable"))
+    );
+    assert_eq!(
+        body["message"],
+        "the stock store is unavailable (no answer in time); retry later"
+    );
     let (segment, calls) = fault_and_calls(&entities);
-    assert_eq!(segment, json!({"fault": true, "cause": "store_unavailable"}));
+    assert_eq!(
+        segment,
+        json!({"fault": true, "cause": "store_unavailable"})
+    );
     assert_eq!(
         calls,
-        [json!({"operation": "TransactWriteItems", "table": "inventory", "status": null,
-                "error": null, "fault": true, "exception": "Timeout"})]
+        [
+            json!({"operation": "TransactWriteItems", "table": "inventory", "status": null,
+                "error": null, "fault": true, "exception": "Timeout"})
+        ]
     );
     proxy.set(Mode::Pass);
     assert_eq!(stock_of(&stack).await["SKU-0001"], 10, "nothing held");
     stack.shutdown().await;
 
     // Down: the functions' endpoint has nobody listening.
-    let stack = start("dynamodb-down", &[("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:9")], |config| {
-        config.dynamodb.stock = StockSeeding::Levels(vec![("SKU-0001".into(), 10)]);
-    })
+    let stack = start(
+        "dynamodb-down",
+        &[("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:9")],
+        |config| {
+            config.dynamodb.stock = StockSeeding::Levels(vec![("SKU-0001".into(), 10)]);
+        },
+    )
     .await;
     let (status, body, entities) = traced_reserve(&stack, "f-down").await;
-    assert_eq!((status, body["error"].clone()), (503, json!("store_unavailable")));
+    assert_eq!(
+        (status, body["error"].clone()),
+        (503, json!("store_unavailable"))
+    );
     assert!(
         body["message"]
             .as_str()
@@ -242,7 +302,10 @@ async fn dynamodb_down_throttled_or_silent_is_503_with_the_cause_and_holds_nothi
         "{body}"
     );
     let (segment, calls) = fault_and_calls(&entities);
-    assert_eq!(segment, json!({"fault": true, "cause": "store_unavailable"}));
+    assert_eq!(
+        segment,
+        json!({"fault": true, "cause": "store_unavailable"})
+    );
     assert_eq!(calls.len(), 1, "{calls:#?}");
     assert_eq!(calls[0]["fault"], true);
     assert_eq!(calls[0]["exception"], "ConnectionFailure");
@@ -259,10 +322,16 @@ async fn dynamodb_down_throttled_or_silent_is_503_with_the_cause_and_holds_nothi
     ))
     .await;
     assert_eq!(status, 503, "{text}");
-    assert_eq!(serde_json::from_str::<Value>(&text).unwrap()["error"], "ledger_unavailable");
+    assert_eq!(
+        serde_json::from_str::<Value>(&text).unwrap()["error"],
+        "ledger_unavailable"
+    );
     assert_eq!(stock_of(&stack).await["SKU-0001"], 10, "nothing held");
     stack.shutdown().await;
 }
+
+/// A service graph node: (name, type).
+type NodeId = (String, String);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_service_graph_draws_each_table_behind_its_service() {
@@ -283,7 +352,9 @@ async fn the_service_graph_draws_each_table_behind_its_service() {
         aws_sdk_xray::Config::builder()
             .behavior_version(aws_sdk_xray::config::BehaviorVersion::latest())
             .region(aws_sdk_xray::config::Region::new("us-east-1"))
-            .credentials_provider(aws_credential_types::Credentials::new("AKID", "secret", None, None, "test"))
+            .credentials_provider(aws_credential_types::Credentials::new(
+                "AKID", "secret", None, None, "test",
+            ))
             .endpoint_url(&stack.state.xray_endpoint)
             .build(),
     );
@@ -306,7 +377,7 @@ async fn the_service_graph_draws_each_table_behind_its_service() {
             service.r#type().unwrap_or_default().to_owned(),
         )
     };
-    let mut table_edges: Vec<((String, String), (String, String), i64)> = Vec::new();
+    let mut table_edges: Vec<(NodeId, NodeId, i64)> = Vec::new();
     for service in graph.services() {
         for edge in service.edges() {
             let target = node(edge.reference_id());

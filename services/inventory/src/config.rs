@@ -80,7 +80,8 @@ mod tests {
         );
         assert!(parse(&[]).is_err(), "the table is required");
         assert!(parse(&[("INVENTORY_TABLE", "")]).is_err());
-        let with = |k: &'static str, v: &'static str| parse(&[("INVENTORY_TABLE", "inventory"), (k, v)]);
+        let with =
+            |k: &'static str, v: &'static str| parse(&[("INVENTORY_TABLE", "inventory"), (k, v)]);
         assert!(with("INVENTORY_FAULT_RATE", "x").is_err());
         assert!(with("INVENTORY_LATENCY_MS", "9..1").is_err());
         assert!(with("DYNAMODB_TIMEOUT_MS", "0").is_err());

@@ -54,7 +54,8 @@ const CONFLICT_ATTEMPTS: u32 = 3;
 const TOMBSTONE_ATTEMPTS: u32 = 3;
 
 /// Namespace of the transactions' idempotency tokens (a fixed random UUID).
-const TOKEN_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6f1c_2b0e_93d4_4c55_a1e7_0d2f_8b4a_c913);
+const TOKEN_NAMESPACE: uuid::Uuid =
+    uuid::Uuid::from_u128(0x6f1c_2b0e_93d4_4c55_a1e7_0d2f_8b4a_c913);
 
 /// The idempotency token of one saga step for one order in one table: 36 characters, DynamoDB's
 /// limit. Tokens are scoped to the account and Region, not the table, so the table is part of it.
@@ -89,7 +90,11 @@ struct StoredReservation {
 impl StoredReservation {
     fn from_item(item: &HashMap<String, AttributeValue>) -> Result<Self, StoreError> {
         let corrupt = |what: &str| StoreError::Fault(format!("reservation item: {what}"));
-        let released = match item.get(STATUS).and_then(|v| v.as_s().ok()).map(String::as_str) {
+        let released = match item
+            .get(STATUS)
+            .and_then(|v| v.as_s().ok())
+            .map(String::as_str)
+        {
             Some(STATUS_RESERVED) => false,
             Some(STATUS_RELEASED) => true,
             _ => return Err(corrupt("no known status")),
@@ -199,12 +204,17 @@ impl<C: Clock> DynamoStockStore<C> {
                 Attempt::Retry(failure) => last = Some(failure),
             }
         }
-        Err(StoreError::Unavailable(last.unwrap_or(AwsCallFailure::Conflict {
-            code: "TransactionConflict".to_owned(),
-        })))
+        Err(StoreError::Unavailable(last.unwrap_or(
+            AwsCallFailure::Conflict {
+                code: "TransactionConflict".to_owned(),
+            },
+        )))
     }
 
-    async fn get_reservation(&self, order_id: &str) -> Result<Option<StoredReservation>, StoreError> {
+    async fn get_reservation(
+        &self,
+        order_id: &str,
+    ) -> Result<Option<StoredReservation>, StoreError> {
         let output = self
             .client
             .get_item()
@@ -303,7 +313,10 @@ impl<C: Clock> DynamoStockStore<C> {
                     Some(failure) => Err(StoreError::Unavailable(failure)),
                     None => Err(StoreError::Fault(format!(
                         "transaction cancelled for no known reason: {:?}",
-                        reasons.iter().map(CancellationReason::code).collect::<Vec<_>>()
+                        reasons
+                            .iter()
+                            .map(CancellationReason::code)
+                            .collect::<Vec<_>>()
                     ))),
                 }
             }
@@ -405,7 +418,9 @@ impl<C: Clock> DynamoStockStore<C> {
                 let reasons = cancelled.cancellation_reasons();
                 if condition_failed(reasons.get(lines.len())) {
                     // Someone else released it between our read and our write.
-                    return Ok(Attempt::Done(ReleaseResult::AlreadyReleased { units: released }));
+                    return Ok(Attempt::Done(ReleaseResult::AlreadyReleased {
+                        units: released,
+                    }));
                 }
                 if let Some(i) = (0..lines.len()).find(|&i| condition_failed(reasons.get(i))) {
                     return Err(StoreError::Fault(format!(
@@ -416,7 +431,9 @@ impl<C: Clock> DynamoStockStore<C> {
                 match transient_reason(reasons) {
                     Some(failure @ AwsCallFailure::Conflict { .. }) => Ok(Attempt::Retry(failure)),
                     Some(failure) => Err(StoreError::Unavailable(failure)),
-                    None => Err(StoreError::Fault("release cancelled for no known reason".into())),
+                    None => Err(StoreError::Fault(
+                        "release cancelled for no known reason".into(),
+                    )),
                 }
             }
             Some(TransactWriteItemsError::TransactionInProgressException(_)) => {
@@ -523,9 +540,18 @@ mod tests {
     fn request_tokens_are_deterministic_and_fit_dynamodb() {
         let token = request_token("inventory", "reserve", "run-1234abcd-99999");
         assert_eq!(token.len(), 36);
-        assert_eq!(token, request_token("inventory", "reserve", "run-1234abcd-99999"));
-        assert_ne!(token, request_token("inventory", "release", "run-1234abcd-99999"));
-        assert_ne!(token, request_token("other", "reserve", "run-1234abcd-99999"));
+        assert_eq!(
+            token,
+            request_token("inventory", "reserve", "run-1234abcd-99999")
+        );
+        assert_ne!(
+            token,
+            request_token("inventory", "release", "run-1234abcd-99999")
+        );
+        assert_ne!(
+            token,
+            request_token("other", "reserve", "run-1234abcd-99999")
+        );
         let longest = "x".repeat(128);
         assert_eq!(request_token("inventory", "release", &longest).len(), 36);
     }
@@ -545,7 +571,11 @@ mod tests {
         let stored = StoredReservation::from_item(&item).unwrap();
         assert!(!stored.released);
         assert_eq!(
-            stored.lines.iter().map(|l| (l.sku.as_str(), l.quantity)).collect::<Vec<_>>(),
+            stored
+                .lines
+                .iter()
+                .map(|l| (l.sku.as_str(), l.quantity))
+                .collect::<Vec<_>>(),
             [("A", 1), ("B", 2)]
         );
         let bad = HashMap::from([(STATUS.to_owned(), AttributeValue::S("LOST".into()))]);

@@ -7,7 +7,9 @@ use lattice_xray::{annotate, json_response, keys, read_json, record_metadata, Ap
 use serde_json::json;
 
 use crate::reservation::{ReservationAnswer, ReserveRequest};
-use crate::store::{ConflictReason, ReleaseResult, ReserveResult, Shortage, StockStore, StoreError};
+use crate::store::{
+    ConflictReason, ReleaseResult, ReserveResult, Shortage, StockStore, StoreError,
+};
 
 /// The inventory service over a stock store.
 #[derive(Debug)]

@@ -103,7 +103,10 @@ pub trait StockStore: Send + Sync + 'static {
     ) -> impl Future<Output = Result<ReserveResult, StoreError>> + Send;
 
     /// Returns an order's units to stock, once.
-    fn release(&self, order_id: &str) -> impl Future<Output = Result<ReleaseResult, StoreError>> + Send;
+    fn release(
+        &self,
+        order_id: &str,
+    ) -> impl Future<Output = Result<ReleaseResult, StoreError>> + Send;
 }
 
 /// One SKU of a request, its units summed over the request's lines.

@@ -140,7 +140,10 @@ fn number_of(item: &std::collections::HashMap<String, AttributeValue>, name: &st
 }
 
 /// Reads the whole table (a consistent scan, page by page).
-pub async fn read_contents(client: &Client, table: &str) -> Result<Contents, aws_sdk_dynamodb::Error> {
+pub async fn read_contents(
+    client: &Client,
+    table: &str,
+) -> Result<Contents, aws_sdk_dynamodb::Error> {
     let mut contents = Contents::default();
     let mut start = None;
     loop {
@@ -165,7 +168,9 @@ pub async fn read_contents(client: &Client, table: &str) -> Result<Contents, aws
                     .and_then(|v| v.as_m().ok())
                     .map(|m| {
                         m.iter()
-                            .filter_map(|(sku, n)| Some((sku.clone(), n.as_n().ok()?.parse().ok()?)))
+                            .filter_map(|(sku, n)| {
+                                Some((sku.clone(), n.as_n().ok()?.parse().ok()?))
+                            })
                             .collect()
                     })
                     .unwrap_or_default();

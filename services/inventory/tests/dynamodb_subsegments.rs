@@ -18,7 +18,10 @@ const SCHEMA: &str = include_str!("fixtures/xray-segmentdocument-schema-v1.0.0.j
 
 fn request(order_id: &str, quantity: u32) -> lattice_xray::lambda_http::Request {
     let mut event: Value = serde_json::from_str(EVENT).unwrap();
-    event["body"] = json!(json!({"order_id": order_id, "items": [{"sku": "SKU-0001", "quantity": quantity}]}).to_string());
+    event["body"] = json!(
+        json!({"order_id": order_id, "items": [{"sku": "SKU-0001", "quantity": quantity}]})
+            .to_string()
+    );
     with_trace_header(
         lattice_request(&event.to_string()),
         &format!("Root={};Parent=53995c3f42cd8ad8;Sampled=1", fresh_root()),
@@ -31,9 +34,16 @@ fn dynamodb_subsegments(sink: &MemorySink) -> (Value, Vec<Value>) {
     let schema: Value = serde_json::from_str(SCHEMA).unwrap();
     let validator = jsonschema::draft4::new(&schema).unwrap();
     let datagrams = sink.documents();
-    assert_eq!(datagrams.len(), 1, "one document per invocation: {datagrams:#?}");
+    assert_eq!(
+        datagrams.len(),
+        1,
+        "one document per invocation: {datagrams:#?}"
+    );
     for document in &datagrams {
-        let errors: Vec<String> = validator.iter_errors(document).map(|e| e.to_string()).collect();
+        let errors: Vec<String> = validator
+            .iter_errors(document)
+            .map(|e| e.to_string())
+            .collect();
         assert!(errors.is_empty(), "{errors:?} in {document:#}");
     }
     sink.clear();
@@ -58,7 +68,10 @@ fn dynamodb_subsegments(sink: &MemorySink) -> (Value, Vec<Value>) {
                 .and_then(|aws| aws.as_object_mut())
                 .and_then(|aws| aws.remove("request_id"));
             assert!(request_id.is_some_and(|id| id.as_str().is_some_and(|id| !id.is_empty())));
-            if let Some(exceptions) = object.get_mut("cause").and_then(|c| c.get_mut("exceptions")) {
+            if let Some(exceptions) = object
+                .get_mut("cause")
+                .and_then(|c| c.get_mut("exceptions"))
+            {
                 for exception in exceptions.as_array_mut().unwrap() {
                     exception.as_object_mut().unwrap().remove("id");
                 }
@@ -77,7 +90,9 @@ async fn dynamodb_calls_are_aws_subsegments_with_table_status_and_cause() {
     let server = EmbeddedDynamoDb::start(0).unwrap();
     let client = client_for(&server.endpoint());
     table::create(&client, "inventory").await.unwrap();
-    table::seed(&client, "inventory", &[("SKU-0001".to_owned(), 3)]).await.unwrap();
+    table::seed(&client, "inventory", &[("SKU-0001".to_owned(), 3)])
+        .await
+        .unwrap();
     sink.clear();
     let endpoint = InventoryEndpoint::new(
         DynamoStockStore::new(client, "inventory"),
@@ -111,7 +126,10 @@ async fn dynamodb_calls_are_aws_subsegments_with_table_status_and_cause() {
     let response = handle_traced(&telemetry, &endpoint, request("ord-2", 2)).await;
     assert_eq!(response.status(), 409);
     let (segment, subsegments) = dynamodb_subsegments(&sink);
-    assert_eq!((segment["error"].clone(), segment.get("fault")), (json!(true), None));
+    assert_eq!(
+        (segment["error"].clone(), segment.get("fault")),
+        (json!(true), None)
+    );
     assert_eq!(subsegments.len(), 1, "{subsegments:#?}");
     let cancelled = &subsegments[0];
     assert_eq!(cancelled["error"], true);
@@ -120,7 +138,13 @@ async fn dynamodb_calls_are_aws_subsegments_with_table_status_and_cause() {
     assert_eq!(cancelled["aws"]["operation"], "TransactWriteItems");
     let exception = &cancelled["cause"]["exceptions"][0];
     assert_eq!(exception["type"], "TransactionCanceledException");
-    assert!(exception["message"].as_str().unwrap().contains("ConditionalCheckFailed"), "{exception}");
+    assert!(
+        exception["message"]
+            .as_str()
+            .unwrap()
+            .contains("ConditionalCheckFailed"),
+        "{exception}"
+    );
 
     // A release: a consistent GetItem, then the transaction.
     let response = handle_traced(&telemetry, &endpoint, {
@@ -136,7 +160,10 @@ async fn dynamodb_calls_are_aws_subsegments_with_table_status_and_cause() {
     assert_eq!(response.status(), 200);
     let (_, subsegments) = dynamodb_subsegments(&sink);
     let operations: Vec<&Value> = subsegments.iter().map(|s| &s["aws"]["operation"]).collect();
-    assert_eq!(operations, [&json!("GetItem"), &json!("TransactWriteItems")]);
+    assert_eq!(
+        operations,
+        [&json!("GetItem"), &json!("TransactWriteItems")]
+    );
     let tables: HashMap<&str, usize> = subsegments
         .iter()
         .map(|s| (s["aws"]["table_name"].as_str().unwrap(), 1))

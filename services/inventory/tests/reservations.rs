@@ -30,7 +30,10 @@ fn event(path: &str, body: Option<Value>) -> Request {
     lattice_request(&event.to_string())
 }
 
-async fn call(endpoint: &InventoryEndpoint<MemoryStockStore>, request: Request) -> (u16, Value, Value) {
+async fn call(
+    endpoint: &InventoryEndpoint<MemoryStockStore>,
+    request: Request,
+) -> (u16, Value, Value) {
     let sink = MemorySink::default();
     let telemetry = Telemetry::with_sink("inventory", sink.clone(), 1.0);
     let response = handle_traced(&telemetry, endpoint, request).await;

@@ -51,7 +51,11 @@ async fn dynamo_store(
     table::create(&client, &name).await.expect("create table");
     let levels: Vec<(String, u32)> = levels.iter().map(|(s, n)| (s.to_string(), *n)).collect();
     table::seed(&client, &name, &levels).await.expect("seed");
-    (DynamoStockStore::new(client.clone(), name.clone()), client, name)
+    (
+        DynamoStockStore::new(client.clone(), name.clone()),
+        client,
+        name,
+    )
 }
 
 /// Runs `check` against the memory store and every DynamoDB server; `available` reads stock.
@@ -95,7 +99,10 @@ macro_rules! on_every_store {
 async fn reserves_all_or_nothing_and_names_the_short_or_unknown_line() {
     on_every_store!(LEVELS, |store, available, backend| {
         assert_eq!(
-            store.reserve("o1", &[line("A", 2), line("B", 2)]).await.unwrap(),
+            store
+                .reserve("o1", &[line("A", 2), line("B", 2)])
+                .await
+                .unwrap(),
             ReserveResult::Short(Shortage::Insufficient {
                 line: 1,
                 sku: "B".into(),
@@ -106,7 +113,10 @@ async fn reserves_all_or_nothing_and_names_the_short_or_unknown_line() {
         );
         assert_eq!(available("A").await, Some(5), "{backend}: nothing taken");
         assert_eq!(
-            store.reserve("o2", &[line("A", 1), line("Z", 1)]).await.unwrap(),
+            store
+                .reserve("o2", &[line("A", 1), line("Z", 1)])
+                .await
+                .unwrap(),
             ReserveResult::Short(Shortage::UnknownSku {
                 line: 1,
                 sku: "Z".into()
@@ -114,7 +124,10 @@ async fn reserves_all_or_nothing_and_names_the_short_or_unknown_line() {
             "{backend}"
         );
         assert_eq!(
-            store.reserve("o3", &[line("A", 3), line("A", 3)]).await.unwrap(),
+            store
+                .reserve("o3", &[line("A", 3), line("A", 3)])
+                .await
+                .unwrap(),
             ReserveResult::Short(Shortage::Insufficient {
                 line: 0,
                 sku: "A".into(),
@@ -124,11 +137,18 @@ async fn reserves_all_or_nothing_and_names_the_short_or_unknown_line() {
             "{backend}: repeated SKUs are summed"
         );
         assert_eq!(
-            store.reserve("o4", &[line("A", 2), line("B", 1)]).await.unwrap(),
+            store
+                .reserve("o4", &[line("A", 2), line("B", 1)])
+                .await
+                .unwrap(),
             ReserveResult::Reserved { units: 3 },
             "{backend}"
         );
-        assert_eq!((available("A").await, available("B").await), (Some(3), Some(0)), "{backend}");
+        assert_eq!(
+            (available("A").await, available("B").await),
+            (Some(3), Some(0)),
+            "{backend}"
+        );
     });
 }
 
@@ -136,10 +156,16 @@ async fn reserves_all_or_nothing_and_names_the_short_or_unknown_line() {
 async fn the_same_reserve_twice_holds_once_and_answers_the_same() {
     on_every_store!(LEVELS, |store, available, backend| {
         let lines = [line("A", 2)];
-        assert_eq!(store.reserve("o", &lines).await.unwrap(), ReserveResult::Reserved { units: 2 });
+        assert_eq!(
+            store.reserve("o", &lines).await.unwrap(),
+            ReserveResult::Reserved { units: 2 }
+        );
         let again = store.reserve("o", &lines).await.unwrap();
         assert!(
-            matches!(again, ReserveResult::Reserved { units: 2 } | ReserveResult::AlreadyReserved { units: 2 }),
+            matches!(
+                again,
+                ReserveResult::Reserved { units: 2 } | ReserveResult::AlreadyReserved { units: 2 }
+            ),
             "{backend}: {again:?}"
         );
         assert_eq!(available("A").await, Some(3), "{backend}: held once");
@@ -155,14 +181,25 @@ async fn the_same_reserve_twice_holds_once_and_answers_the_same() {
 #[tokio::test]
 async fn a_release_gives_stock_back_exactly_once() {
     on_every_store!(LEVELS, |store, available, backend| {
-        store.reserve("o", &[line("A", 2), line("B", 1)]).await.unwrap();
-        assert_eq!(store.release("o").await.unwrap(), ReleaseResult::Released { units: 3 }, "{backend}");
+        store
+            .reserve("o", &[line("A", 2), line("B", 1)])
+            .await
+            .unwrap();
+        assert_eq!(
+            store.release("o").await.unwrap(),
+            ReleaseResult::Released { units: 3 },
+            "{backend}"
+        );
         assert_eq!(
             store.release("o").await.unwrap(),
             ReleaseResult::AlreadyReleased { units: 3 },
             "{backend}"
         );
-        assert_eq!((available("A").await, available("B").await), (Some(5), Some(1)), "{backend}");
+        assert_eq!(
+            (available("A").await, available("B").await),
+            (Some(5), Some(1)),
+            "{backend}"
+        );
         // A duplicate of the reserve after its release: DynamoDB replays the token (success, no
         // side effect) within its 10-minute window; the memory store refuses it. Either way the
         // stock stays released.
@@ -172,11 +209,18 @@ async fn a_release_gives_stock_back_exactly_once() {
             ReserveResult::Reserved { units: 3 }
         };
         assert_eq!(
-            store.reserve("o", &[line("A", 2), line("B", 1)]).await.unwrap(),
+            store
+                .reserve("o", &[line("A", 2), line("B", 1)])
+                .await
+                .unwrap(),
             duplicate,
             "{backend}"
         );
-        assert_eq!((available("A").await, available("B").await), (Some(5), Some(1)), "{backend}");
+        assert_eq!(
+            (available("A").await, available("B").await),
+            (Some(5), Some(1)),
+            "{backend}"
+        );
         assert_eq!(
             store.reserve("o", &[line("A", 1)]).await.unwrap(),
             ReserveResult::Conflict(ConflictReason::Released),
@@ -188,7 +232,11 @@ async fn a_release_gives_stock_back_exactly_once() {
 #[tokio::test]
 async fn a_release_before_its_reserve_leaves_a_tombstone_that_refuses_the_reserve() {
     on_every_store!(LEVELS, |store, available, backend| {
-        assert_eq!(store.release("late").await.unwrap(), ReleaseResult::Tombstoned, "{backend}");
+        assert_eq!(
+            store.release("late").await.unwrap(),
+            ReleaseResult::Tombstoned,
+            "{backend}"
+        );
         assert_eq!(
             store.release("late").await.unwrap(),
             ReleaseResult::AlreadyReleased { units: 0 },
@@ -199,7 +247,11 @@ async fn a_release_before_its_reserve_leaves_a_tombstone_that_refuses_the_reserv
             ReserveResult::Conflict(ConflictReason::Released),
             "{backend}"
         );
-        assert_eq!(available("A").await, Some(5), "{backend}: no stock stranded");
+        assert_eq!(
+            available("A").await,
+            Some(5),
+            "{backend}: no stock stranded"
+        );
     });
 }
 
@@ -209,7 +261,9 @@ async fn concurrent_orders_never_oversell() {
         let tasks: Vec<_> = (0..64)
             .map(|i| {
                 let store = Arc::clone(&store);
-                tokio::spawn(async move { store.reserve(&format!("o{i}"), &[line("HOT", 1)]).await })
+                tokio::spawn(
+                    async move { store.reserve(&format!("o{i}"), &[line("HOT", 1)]).await },
+                )
             })
             .collect();
         let mut outcomes = BTreeMap::new();

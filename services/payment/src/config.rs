@@ -94,7 +94,10 @@ mod tests {
         assert_eq!(config.seed, 2);
         assert_eq!(config.table, "payments");
         assert_eq!(config.dynamodb_timeout, Duration::from_millis(1000));
-        assert!(PaymentConfig::from_lookup(|_| None).is_err(), "the table is required");
+        assert!(
+            PaymentConfig::from_lookup(|_| None).is_err(),
+            "the table is required"
+        );
     }
 
     #[test]

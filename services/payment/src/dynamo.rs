@@ -73,7 +73,10 @@ struct Record {
 }
 
 impl Record {
-    fn from_item(order_id: &str, item: &HashMap<String, AttributeValue>) -> Result<Self, LedgerError> {
+    fn from_item(
+        order_id: &str,
+        item: &HashMap<String, AttributeValue>,
+    ) -> Result<Self, LedgerError> {
         let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
         let corrupt = |what: &str| LedgerError::Fault(format!("payment record {order_id}: {what}"));
         let amount_cents = item
@@ -140,9 +143,9 @@ impl<C: Clock + Clone> Ledger for DynamoLedger<C> {
         };
         if let SdkError::ServiceError(service) = &error {
             if let PutItemError::ConditionalCheckFailedException(failed) = service.err() {
-                let item = failed
-                    .item()
-                    .ok_or_else(|| LedgerError::Fault("condition failed without the item".into()))?;
+                let item = failed.item().ok_or_else(|| {
+                    LedgerError::Fault("condition failed without the item".into())
+                })?;
                 let record = Record::from_item(&charge.order_id, item)?;
                 return Ok(if record.charge != *charge {
                     Claim::Mismatch
@@ -154,7 +157,11 @@ impl<C: Clock + Clone> Ledger for DynamoLedger<C> {
         Err(to_error(classify(&error)))
     }
 
-    async fn settle(&self, order_id: &str, settlement: &Settlement) -> Result<Settlement, LedgerError> {
+    async fn settle(
+        &self,
+        order_id: &str,
+        settlement: &Settlement,
+    ) -> Result<Settlement, LedgerError> {
         let (status, field, value) = match settlement {
             Settlement::Charged { payment_id } => (STATUS_CHARGED, PAYMENT_ID, payment_id),
             Settlement::Declined { reason } => (STATUS_DECLINED, DECLINE_REASON, reason),
@@ -165,7 +172,9 @@ impl<C: Clock + Clone> Ledger for DynamoLedger<C> {
             .update_item()
             .table_name(&self.table)
             .key(PARTITION_KEY, s(order_id))
-            .update_expression("SET #status = :status, #field = :value, #expires = :expires REMOVE #until")
+            .update_expression(
+                "SET #status = :status, #field = :value, #expires = :expires REMOVE #until",
+            )
             .condition_expression("#status = :pending")
             .expression_attribute_names("#status", STATUS)
             .expression_attribute_names("#field", field)
@@ -212,7 +221,10 @@ impl<C: Clock + Clone> Ledger for DynamoLedger<C> {
         match deleted {
             Ok(_) => Ok(()),
             Err(SdkError::ServiceError(service))
-                if matches!(service.err(), DeleteItemError::ConditionalCheckFailedException(_)) =>
+                if matches!(
+                    service.err(),
+                    DeleteItemError::ConditionalCheckFailedException(_)
+                ) =>
             {
                 Ok(())
             }

@@ -35,7 +35,11 @@ impl<G: Gateway, L: Ledger> PaymentEndpoint<G, L> {
             amount_cents: (charge.amount * 100.0).round() as i64,
             currency: charge.currency.clone(),
         };
-        let claim = self.ledger.claim(&keyed).await.map_err(|e| ledger_failure(&e))?;
+        let claim = self
+            .ledger
+            .claim(&keyed)
+            .await
+            .map_err(|e| ledger_failure(&e))?;
         annotate_replay(!matches!(claim, Claim::Claimed));
         let settlement = match claim {
             Claim::Settled(settlement) => settlement,

@@ -62,7 +62,10 @@ pub enum LedgerError {
 /// Where charges are recorded.
 pub trait Ledger: Send + Sync + 'static {
     /// Claims the charge, or says what stands.
-    fn claim(&self, charge: &LedgerCharge) -> impl Future<Output = Result<Claim, LedgerError>> + Send;
+    fn claim(
+        &self,
+        charge: &LedgerCharge,
+    ) -> impl Future<Output = Result<Claim, LedgerError>> + Send;
 
     /// Settles a claimed charge; returns the settlement that stands (the first one).
     fn settle(
@@ -93,7 +96,10 @@ mod memory {
     }
 
     impl MemoryLedger {
-        fn records(&self) -> std::sync::MutexGuard<'_, HashMap<String, (LedgerCharge, Option<Settlement>)>> {
+        fn records(
+            &self,
+        ) -> std::sync::MutexGuard<'_, HashMap<String, (LedgerCharge, Option<Settlement>)>>
+        {
             self.records.lock().unwrap_or_else(|p| p.into_inner())
         }
     }
@@ -112,7 +118,11 @@ mod memory {
             })
         }
 
-        async fn settle(&self, order_id: &str, settlement: &Settlement) -> Result<Settlement, LedgerError> {
+        async fn settle(
+            &self,
+            order_id: &str,
+            settlement: &Settlement,
+        ) -> Result<Settlement, LedgerError> {
             let mut records = self.records();
             let record = records
                 .get_mut(order_id)

@@ -23,7 +23,9 @@ fn charged(id: &str) -> Settlement {
 }
 
 /// Every DynamoDB server to run against, each with a fresh table and a clock of its own.
-async fn dynamo_ledgers(embedded: &EmbeddedDynamoDb) -> Vec<(String, DynamoLedger<FixedClock>, FixedClock)> {
+async fn dynamo_ledgers(
+    embedded: &EmbeddedDynamoDb,
+) -> Vec<(String, DynamoLedger<FixedClock>, FixedClock)> {
     let mut endpoints = vec![("dynoxide".to_owned(), embedded.endpoint())];
     if let Ok(endpoint) = std::env::var(LOCAL_ENDPOINT_ENV) {
         endpoints.push(("DynamoDB Local".to_owned(), endpoint));
@@ -32,17 +34,35 @@ async fn dynamo_ledgers(embedded: &EmbeddedDynamoDb) -> Vec<(String, DynamoLedge
     for (name, endpoint) in endpoints {
         let client = client_for(&endpoint);
         let table_name = format!("payments-{}", uuid::Uuid::new_v4().simple());
-        table::create(&client, &table_name).await.expect("create table");
+        table::create(&client, &table_name)
+            .await
+            .expect("create table");
         let clock = FixedClock::at(1_800_000_000);
-        ledgers.push((name, DynamoLedger::with_clock(client, table_name, clock.clone()), clock));
+        ledgers.push((
+            name,
+            DynamoLedger::with_clock(client, table_name, clock.clone()),
+            clock,
+        ));
     }
     ledgers
 }
 
 async fn first_answer_wins(ledger: &impl Ledger, backend: &str) {
-    assert_eq!(ledger.claim(&charge("o1", 4250)).await.unwrap(), Claim::Claimed, "{backend}");
-    assert_eq!(ledger.claim(&charge("o1", 4250)).await.unwrap(), Claim::InProgress, "{backend}");
-    assert_eq!(ledger.claim(&charge("o1", 100)).await.unwrap(), Claim::Mismatch, "{backend}");
+    assert_eq!(
+        ledger.claim(&charge("o1", 4250)).await.unwrap(),
+        Claim::Claimed,
+        "{backend}"
+    );
+    assert_eq!(
+        ledger.claim(&charge("o1", 4250)).await.unwrap(),
+        Claim::InProgress,
+        "{backend}"
+    );
+    assert_eq!(
+        ledger.claim(&charge("o1", 100)).await.unwrap(),
+        Claim::Mismatch,
+        "{backend}"
+    );
     assert_eq!(
         ledger.settle("o1", &charged("pay_1")).await.unwrap(),
         charged("pay_1"),
@@ -58,12 +78,19 @@ async fn first_answer_wins(ledger: &impl Ledger, backend: &str) {
         Claim::Settled(charged("pay_1")),
         "{backend}"
     );
-    assert_eq!(ledger.claim(&charge("o1", 999)).await.unwrap(), Claim::Mismatch, "{backend}");
+    assert_eq!(
+        ledger.claim(&charge("o1", 999)).await.unwrap(),
+        Claim::Mismatch,
+        "{backend}"
+    );
 
     let declined = Settlement::Declined {
         reason: "card declined by issuer".into(),
     };
-    assert_eq!(ledger.claim(&charge("o2", 1)).await.unwrap(), Claim::Claimed);
+    assert_eq!(
+        ledger.claim(&charge("o2", 1)).await.unwrap(),
+        Claim::Claimed
+    );
     assert_eq!(ledger.settle("o2", &declined).await.unwrap(), declined);
     assert_eq!(
         ledger.claim(&charge("o2", 1)).await.unwrap(),
@@ -73,9 +100,16 @@ async fn first_answer_wins(ledger: &impl Ledger, backend: &str) {
 }
 
 async fn an_abandoned_claim_can_be_claimed_again(ledger: &impl Ledger, backend: &str) {
-    assert_eq!(ledger.claim(&charge("o3", 500)).await.unwrap(), Claim::Claimed);
+    assert_eq!(
+        ledger.claim(&charge("o3", 500)).await.unwrap(),
+        Claim::Claimed
+    );
     ledger.abandon("o3").await.unwrap();
-    assert_eq!(ledger.claim(&charge("o3", 500)).await.unwrap(), Claim::Claimed, "{backend}");
+    assert_eq!(
+        ledger.claim(&charge("o3", 500)).await.unwrap(),
+        Claim::Claimed,
+        "{backend}"
+    );
     ledger.settle("o3", &charged("pay_3")).await.unwrap();
     ledger.abandon("o3").await.unwrap();
     assert_eq!(
@@ -104,7 +138,10 @@ async fn dynamodb_ledger_keeps_the_contract() {
 async fn a_claim_whose_holder_died_is_taken_over_after_its_lease() {
     let embedded = EmbeddedDynamoDb::start(0).unwrap();
     for (backend, ledger, clock) in dynamo_ledgers(&embedded).await {
-        assert_eq!(ledger.claim(&charge("o", 700)).await.unwrap(), Claim::Claimed);
+        assert_eq!(
+            ledger.claim(&charge("o", 700)).await.unwrap(),
+            Claim::Claimed
+        );
         clock.advance(CLAIM_LEASE.as_secs() as i64);
         assert_eq!(
             ledger.claim(&charge("o", 700)).await.unwrap(),

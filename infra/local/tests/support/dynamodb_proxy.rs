@@ -14,7 +14,8 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
 /// DynamoDB's answer to a throttled request (HTTP 400, awsJson 1.0).
-pub const THROTTLED_BODY: &str = include_str!("../fixtures/dynamodb-provisioned-throughput-exceeded.json");
+pub const THROTTLED_BODY: &str =
+    include_str!("../fixtures/dynamodb-provisioned-throughput-exceeded.json");
 
 /// What the proxy does with each request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -93,14 +94,21 @@ impl DynamoDbProxy {
         // The request is read whole first, whatever the answer: an unread body would break the
         // keep-alive connection the SDK reuses for its next attempt.
         let (parts, body) = request.into_parts();
-        let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+        let body = body
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
         let mode = self.mode.load(Ordering::SeqCst);
         if mode == Mode::Throttle as u8 {
             self.throttled.fetch_add(1, Ordering::SeqCst);
             return Ok(hyper::Response::builder()
                 .status(400)
                 .header("content-type", "application/x-amz-json-1.0")
-                .header("x-amzn-requestid", "THROTTLEDBYTHEPROXY0000000000000000000000000000000")
+                .header(
+                    "x-amzn-requestid",
+                    "THROTTLEDBYTHEPROXY0000000000000000000000000000000",
+                )
                 .body(Full::new(Bytes::from_static(THROTTLED_BODY.as_bytes())))
                 .unwrap());
         }
