@@ -12,7 +12,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use local_stack::stack::{LocalStack, StackConfig};
 use tokio::sync::watch;
 
-use crate::cli::{InspectArgs, MapFormat, OutputArgs, RunArgs};
+use crate::cli::{InspectArgs, MapFormat, OutputArgs, RunArgs, SeedStockArgs};
 use crate::conservation::{self, StockConservation};
 use crate::driver::{drive, DriveConfig, DriveOutcome, Live, LoadModel};
 use crate::inspect::{inspect, InspectConfig, Inspection};
@@ -509,6 +509,31 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Report> {
     }
     emit(&report, &args.output)?;
     Ok(report)
+}
+
+/// `loadgen seed-stock`: the catalog's stock rows, written with the caller's credentials.
+pub async fn seed_stock(args: SeedStockArgs) -> anyhow::Result<()> {
+    let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let region = region(args.region.as_deref(), &config)?;
+    let mut builder = aws_sdk_dynamodb::config::Builder::from(&config)
+        .region(aws_sdk_dynamodb::config::Region::new(region));
+    if let Some(endpoint) = &args.endpoint_url {
+        builder = builder.endpoint_url(endpoint);
+    }
+    let client = aws_sdk_dynamodb::Client::from_conf(builder.build());
+    let (min, max) = args.stock_range;
+    let levels = inventory::table::seeded_levels(args.seed, min, max);
+    inventory::table::seed(&client, &args.table, &levels)
+        .await
+        .map_err(|e| anyhow::anyhow!("seeding table {}: {e}", args.table))?;
+    let units: u64 = levels.iter().map(|(_, n)| u64::from(*n)).sum();
+    println!(
+        "table {}: {} SKUs, {units} units ({min}..{max} each, seed {})",
+        args.table,
+        levels.len(),
+        args.seed
+    );
+    Ok(())
 }
 
 /// `loadgen inspect`.

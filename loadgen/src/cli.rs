@@ -78,6 +78,39 @@ pub struct Cli {
 pub enum Command {
     /// Inspect X-Ray for an earlier run (no load).
     Inspect(InspectArgs),
+    /// Write the simulated catalog's stock into a deployed inventory table (once, after deploy).
+    SeedStock(SeedStockArgs),
+}
+
+/// `loadgen seed-stock`.
+#[derive(Debug, Args)]
+pub struct SeedStockArgs {
+    /// The inventory table (the stack's `InventoryTableName` output).
+    #[arg(long, default_value = "inventory")]
+    pub table: String,
+    /// Units per SKU, `MIN..MAX`, drawn from `--seed` (the local stack's catalog by default).
+    #[arg(long, default_value = "1000..5000", value_parser = units_range)]
+    pub stock_range: (u32, u32),
+    /// The catalog's seed.
+    #[arg(long, default_value_t = lattice_xray::simulation::DEFAULT_SEED)]
+    pub seed: u64,
+    /// Region (default: the AWS config chain's).
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Another DynamoDB endpoint (e.g. a local server).
+    #[arg(long)]
+    pub endpoint_url: Option<String>,
+}
+
+fn units_range(text: &str) -> Result<(u32, u32), String> {
+    let range: lattice_xray::simulation::LatencyRange = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not MIN..MAX"))?;
+    let (min, max) = (range.min_ms, range.max_ms);
+    match (u32::try_from(min), u32::try_from(max)) {
+        (Ok(min), Ok(max)) if min <= max => Ok((min, max)),
+        _ => Err(format!("{text:?} is not MIN..MAX units")),
+    }
 }
 
 /// Map file formats.
@@ -306,6 +339,24 @@ mod tests {
     }
 
     #[test]
+    fn seed_stock_options() {
+        let cli = parse(&["seed-stock", "--stock-range", "10..20", "--seed", "7"]).unwrap();
+        let Some(Command::SeedStock(args)) = cli.command else {
+            panic!("seed-stock")
+        };
+        assert_eq!(
+            (args.table.as_str(), args.stock_range, args.seed),
+            ("inventory", (10, 20), 7)
+        );
+        for bad in ["20..10", "x", "1..99999999999"] {
+            assert!(
+                parse(&["seed-stock", "--stock-range", bad]).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
     fn parsing_table() {
         let ok: &[(&[&str], &str)] = &[
             (&["--local"], "closed 8, 500 orders"),
@@ -323,6 +374,16 @@ mod tests {
                 "closed 16",
             ),
             (&["inspect", "--run-id", "r1"], "inspect"),
+            (
+                &[
+                    "seed-stock",
+                    "--table",
+                    "inventory",
+                    "--stock-range",
+                    "10..20",
+                ],
+                "seed-stock",
+            ),
             (&["--lambda", "order", "--orders", "10"], "lambda"),
             (&["--local", "--lambda", "order"], "lambda"),
             (
@@ -334,6 +395,7 @@ mod tests {
             let cli = parse(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
             match (*what, &cli.command) {
                 ("inspect", Some(Command::Inspect(_))) => {}
+                ("seed-stock", Some(Command::SeedStock(_))) => {}
                 ("lambda", None) => assert_eq!(cli.run.lambda.as_deref(), Some("order")),
                 ("open", None) => assert!(matches!(cli.run.model(), LoadModel::Open { .. })),
                 ("closed 16", None) => {

@@ -8,6 +8,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Inspect(args)) => loadgen::app::inspect_only(args).await.map(|_| ()),
+        Some(Command::SeedStock(args)) => loadgen::app::seed_stock(args).await,
         None => loadgen::app::run(cli.run).await.map(|_| ()),
     }
 }

@@ -178,9 +178,9 @@ impl ServiceMap {
         // Node rows: name and type; edge rows: "from -> to" across both columns.
         let row = |label: &str, kind: &str, t: &Traffic| {
             let head = if kind.is_empty() {
-                format!("{label:<49}")
+                format!("{label:<53}")
             } else {
-                format!("{label:<24} {kind:<24}")
+                format!("{label:<28} {kind:<24}")
             };
             format!(
                 "  {head} {:>8} {:>8} {:>6} {:>6} {:>6} {:>9.1} {:>9.1}\n",
@@ -188,15 +188,15 @@ impl ServiceMap {
             )
         };
         let mut out = format!(
-            "  {:<24} {:<24} {:>8} {:>8} {:>6} {:>6} {:>6} {:>9} {:>9}\n",
+            "  {:<28} {:<24} {:>8} {:>8} {:>6} {:>6} {:>6} {:>9} {:>9}\n",
             "node", "type", "requests", "ok", "error", "fault", "thrtl", "avg ms", "p99 ms"
         );
         for node in &self.nodes {
             out.push_str(&row(&node.name, &node.node_type, &node.traffic));
         }
         out.push_str(&format!(
-            "  {:<24} {:<24} {:>8} {:>8} {:>6} {:>6} {:>6} {:>9} {:>9}\n",
-            "edge", "", "requests", "ok", "error", "fault", "thrtl", "avg ms", "p99 ms"
+            "  {:<53} {:>8} {:>8} {:>6} {:>6} {:>6} {:>9} {:>9}\n",
+            "edge", "requests", "ok", "error", "fault", "thrtl", "avg ms", "p99 ms"
         ));
         for edge in &self.edges {
             out.push_str(&row(

@@ -25,9 +25,9 @@ case "${1:-}" in
     java -Djava.library.path="$lib" -jar "$jar" -inMemory -sharedDb -disableTelemetry -port "$port" \
       >target/ci-tools/dynamodb-local.log 2>&1 &
     echo $! >"$pidfile"
-    # Ready when it answers HTTP (any status) on its port.
+    # Ready when it accepts a connection on its port.
     for _ in $(seq 1 100); do
-      if curl -s -o /dev/null "http://127.0.0.1:$port/"; then
+      if python3 -c "import socket, sys; socket.create_connection(('127.0.0.1', $port), 1)" 2>/dev/null; then
         echo "http://127.0.0.1:$port"
         exit 0
       fi

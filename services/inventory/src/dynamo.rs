@@ -48,8 +48,11 @@ use crate::table::{
 
 /// How long a released reservation (or tombstone) is kept before TTL may delete it.
 pub const TERMINAL_RECORD_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
-/// Attempts of a transaction that conflicted with another one on the same items.
-const CONFLICT_ATTEMPTS: u32 = 3;
+/// Attempts of a transaction that conflicted with another one on the same items (a hot SKU:
+/// DynamoDB cancels concurrent transactions on one item with `TransactionConflict`).
+const CONFLICT_ATTEMPTS: u32 = 6;
+/// The first conflict retry waits up to this long; the ceiling doubles per attempt.
+const CONFLICT_BACKOFF: Duration = Duration::from_millis(10);
 /// Attempts of a release whose reservation appeared while it wrote its tombstone.
 const TOMBSTONE_ATTEMPTS: u32 = 3;
 
@@ -188,8 +191,13 @@ impl<C: Clock> DynamoStockStore<C> {
     }
 
     /// Runs `attempt` until it is done or has conflicted [`CONFLICT_ATTEMPTS`] times (the same
-    /// token each time, so a retry of a transaction that did commit is a replay).
-    async fn with_conflict_retries<T, F, Fut>(&self, mut attempt: F) -> Result<T, StoreError>
+    /// token each time, so a retry of a transaction that did commit is a replay), backing off
+    /// with full jitter so that the transactions that collided do not collide again.
+    async fn with_conflict_retries<T, F, Fut>(
+        &self,
+        order_id: &str,
+        mut attempt: F,
+    ) -> Result<T, StoreError>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<Attempt<T>, StoreError>>,
@@ -197,7 +205,7 @@ impl<C: Clock> DynamoStockStore<C> {
         let mut last = None;
         for i in 0..CONFLICT_ATTEMPTS {
             if i > 0 {
-                tokio::time::sleep(Duration::from_millis(10 << i)).await;
+                tokio::time::sleep(conflict_backoff(order_id, i)).await;
             }
             match attempt().await? {
                 Attempt::Done(value) => return Ok(value),
@@ -446,6 +454,17 @@ impl<C: Clock> DynamoStockStore<C> {
     }
 }
 
+/// The wait before conflict retry `attempt` (1-based) of `order_id`: uniform in
+/// `0..CONFLICT_BACKOFF * 2^(attempt - 1)`, drawn from a hash of the order and the attempt, so
+/// the orders that collided spread apart, deterministically (no clock or RNG in the adapter).
+fn conflict_backoff(order_id: &str, attempt: u32) -> Duration {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    (order_id, attempt).hash(&mut hasher);
+    let ceiling = CONFLICT_BACKOFF.as_micros() as u64 * (1 << (attempt - 1).min(10));
+    Duration::from_micros(hasher.finish() % ceiling.max(1))
+}
+
 /// The answer to a reserve whose order id was seen before.
 fn replayed(
     stored: Option<StoredReservation>,
@@ -495,8 +514,10 @@ impl<C: Clock + Clone> StockStore for DynamoStockStore<C> {
     ) -> Result<ReserveResult, StoreError> {
         let merged = merge_lines(lines);
         let items = self.reserve_items(order_id, &merged)?;
-        self.with_conflict_retries(|| self.try_reserve(order_id, lines, &merged, items.clone()))
-            .await
+        self.with_conflict_retries(order_id, || {
+            self.try_reserve(order_id, lines, &merged, items.clone())
+        })
+        .await
     }
 
     async fn release(&self, order_id: &str) -> Result<ReleaseResult, StoreError> {
@@ -521,7 +542,7 @@ impl<C: Clock + Clone> StockStore for DynamoStockStore<C> {
                     lines,
                 }) => {
                     return self
-                        .with_conflict_retries(|| self.try_release(order_id, &lines))
+                        .with_conflict_retries(order_id, || self.try_release(order_id, &lines))
                         .await
                 }
             }
@@ -535,6 +556,19 @@ impl<C: Clock + Clone> StockStore for DynamoStockStore<C> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn conflict_backoff_is_jittered_under_a_doubling_ceiling() {
+        for attempt in 1..CONFLICT_ATTEMPTS {
+            let ceiling = CONFLICT_BACKOFF * (1 << (attempt - 1));
+            let waits: std::collections::BTreeSet<Duration> = (0..64)
+                .map(|i| conflict_backoff(&format!("o{i}"), attempt))
+                .collect();
+            assert!(waits.iter().all(|w| *w < ceiling), "attempt {attempt}");
+            assert!(waits.len() > 32, "orders spread apart: {}", waits.len());
+        }
+        assert_eq!(conflict_backoff("o", 2), conflict_backoff("o", 2));
+    }
 
     #[test]
     fn request_tokens_are_deterministic_and_fit_dynamodb() {
