@@ -167,6 +167,84 @@ async fn a_reservation_outlives_the_environment_that_made_it() {
     stack.shutdown().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn environments_killed_mid_run_lose_no_stock() {
+    let stack = start(
+        "killed-mid-run",
+        &[("INVENTORY_LATENCY_MS", "20..60")],
+        |config| {
+            config.dynamodb.stock = StockSeeding::Levels(vec![("SKU-0001".into(), 1000)]);
+        },
+    )
+    .await;
+    let key = stack.loadgen_key().unwrap().clone();
+    let url = format!("{}/orders", stack.service_url("order").unwrap());
+    let orders: Vec<_> = (0..48)
+        .map(|i| {
+            let body = order_for(&format!("m-{i}"), "SKU-0001");
+            let (url, key) = (url.clone(), key.clone());
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(20 * i)).await;
+                send(request(&url, &body, Some(&key), SystemTime::now(), None)).await
+            })
+        })
+        .collect();
+    // Mid-run, every inventory and payment environment is killed, twice (polling until the
+    // first ones have started, then again 300 ms later).
+    let mut killed = 0;
+    let mut rounds = 0;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        let pids: Vec<u32> = ["inventory", "payment"]
+            .iter()
+            .flat_map(|service| stack.functions[*service].process_ids())
+            .collect();
+        if pids.is_empty() {
+            continue;
+        }
+        for pid in pids {
+            std::process::Command::new("kill")
+                .args(["-9", &pid.to_string()])
+                .status()
+                .unwrap();
+            killed += 1;
+        }
+        rounds += 1;
+        if rounds == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(killed > 0);
+    let mut statuses = BTreeMap::new();
+    for order in orders {
+        let (status, _) = order.await.unwrap();
+        *statuses.entry(status).or_insert(0u64) += 1;
+    }
+    let created = statuses.get(&201).copied().unwrap_or(0);
+    assert!(
+        statuses.keys().any(|s| *s != 201),
+        "some orders saw a killed environment: {statuses:?}"
+    );
+    let contents = inventory::table::read_contents(
+        &stack.dynamodb.client(),
+        &stack.state.dynamodb.inventory_table,
+    )
+    .await
+    .unwrap();
+    let held: u64 = contents.held().values().sum();
+    assert_eq!(
+        (
+            u64::from(contents.available["SKU-0001"]) + held,
+            held,
+            created
+        ),
+        (1000, created, created),
+        "every created order holds its unit, no failed one does: {statuses:?}"
+    );
+    stack.shutdown().await;
+}
+
 /// Reserves through the inventory service with a traced request; returns the status, the body,
 /// and inventory's segment with its subsegments.
 async fn traced_reserve(

@@ -10,6 +10,11 @@ use std::time::Duration;
 use crate::order::ValidOrder;
 use crate::ports::{ChargeOutcome, DownstreamError, Inventory, Payment, ReserveOutcome};
 
+/// Attempts of the compensating release when inventory fails fast (an environment that died or
+/// failed answers at once): the release is idempotent, so trying again is safe, and a new
+/// environment serves the next attempt.
+pub const RELEASE_ATTEMPTS: u32 = 3;
+
 /// Which downstream service failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Service {
@@ -146,13 +151,22 @@ pub async fn place_order(
 ) -> SagaReport {
     let order_id = order.order_id.as_str();
     let release = |status_if_ok: InventoryStatus| async move {
-        match within(call_deadline, inventory.release(order_id)).await {
-            Ok(()) => status_if_ok,
-            Err(error) => {
-                tracing::warn!(order_id, %error, "compensating release failed");
-                InventoryStatus::ReleaseFailed
+        let mut failure = None;
+        for _ in 0..RELEASE_ATTEMPTS {
+            match within(call_deadline, inventory.release(order_id)).await {
+                Ok(()) => return status_if_ok,
+                // A timeout spent the deadline: no second wait.
+                Err(DownstreamError::Timeout) => {
+                    failure = Some(DownstreamError::Timeout);
+                    break;
+                }
+                Err(error) => failure = Some(error),
             }
         }
+        if let Some(error) = failure {
+            tracing::warn!(order_id, %error, "compensating release failed");
+        }
+        InventoryStatus::ReleaseFailed
     };
 
     match within(call_deadline, inventory.reserve(order_id, &order.items)).await {

@@ -153,6 +153,60 @@ async fn hanging_payment_times_out_at_the_deadline_and_releases() {
 }
 
 #[tokio::test]
+async fn a_release_that_fails_fast_is_tried_again() {
+    let declined = || {
+        Script::ok(ChargeOutcome::Declined {
+            message: "no".into(),
+        })
+    };
+    let (inventory, payment, log) = fakes(reserved(), declined());
+    *inventory.release_failures.lock().unwrap() = 2;
+    let report = place_order(&order(), "USD", &inventory, &payment, DEADLINE).await;
+    assert_eq!(report.inventory, InventoryStatus::Released);
+    let releases = log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|c| c.starts_with("release"))
+        .count();
+    assert_eq!(releases, 3, "two 502s, then released");
+
+    // Three fast failures: reported, no fourth call.
+    let (inventory, payment, log) = fakes(reserved(), declined());
+    *inventory.release_failures.lock().unwrap() = 3;
+    let report = place_order(&order(), "USD", &inventory, &payment, DEADLINE).await;
+    assert_eq!(report.inventory, InventoryStatus::ReleaseFailed);
+    let releases = log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|c| c.starts_with("release"))
+        .count();
+    assert_eq!(releases, order::saga::RELEASE_ATTEMPTS as usize);
+}
+
+#[tokio::test]
+async fn a_release_that_times_out_is_not_retried() {
+    let (mut inventory, payment, log) = fakes(
+        reserved(),
+        Script::ok(ChargeOutcome::Declined {
+            message: "no".into(),
+        }),
+    );
+    inventory.release = Script::hang(());
+    tokio::time::pause();
+    let report = place_order(&order(), "USD", &inventory, &payment, DEADLINE).await;
+    assert_eq!(report.inventory, InventoryStatus::ReleaseFailed);
+    let releases = log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|c| c.starts_with("release"))
+        .count();
+    assert_eq!(releases, 1);
+}
+
+#[tokio::test]
 async fn failed_release_is_reported() {
     let (mut inventory, payment, _) = fakes(
         reserved(),

@@ -48,6 +48,8 @@ async fn wait(delay: Duration) {
 pub struct FakeInventory {
     pub reserve: Script<ReserveOutcome>,
     pub release: Script<()>,
+    /// Release calls that fail (502) before `release` answers.
+    pub release_failures: Arc<Mutex<u32>>,
     pub log: CallLog,
 }
 
@@ -68,6 +70,11 @@ impl Inventory for FakeInventory {
     async fn release(&self, order_id: &str) -> Result<(), DownstreamError> {
         self.log.lock().unwrap().push(format!("release {order_id}"));
         wait(self.release.delay).await;
+        let mut failures = self.release_failures.lock().unwrap();
+        if *failures > 0 {
+            *failures -= 1;
+            return Err(DownstreamError::Fault { status: 502 });
+        }
         self.release.answer.clone()
     }
 }
@@ -103,6 +110,7 @@ pub fn fakes(
         FakeInventory {
             reserve,
             release: Script::ok(()),
+            release_failures: Arc::default(),
             log: Arc::clone(&log),
         },
         FakePayment {
