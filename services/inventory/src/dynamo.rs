@@ -166,6 +166,24 @@ fn transient_reason(reasons: &[CancellationReason]) -> Option<AwsCallFailure> {
     })
 }
 
+/// A cancelled transaction none of whose conditions failed: retry a conflict, report a throttle,
+/// and call anything else a fault.
+fn cancelled_for_other_reasons<T>(
+    reasons: &[CancellationReason],
+) -> Result<Attempt<T>, StoreError> {
+    match transient_reason(reasons) {
+        Some(failure @ AwsCallFailure::Conflict { .. }) => Ok(Attempt::Retry(failure)),
+        Some(failure) => Err(StoreError::Unavailable(failure)),
+        None => Err(StoreError::Fault(format!(
+            "transaction cancelled for no known reason: {:?}",
+            reasons
+                .iter()
+                .map(CancellationReason::code)
+                .collect::<Vec<_>>()
+        ))),
+    }
+}
+
 fn condition_failed(reason: Option<&CancellationReason>) -> bool {
     reason.and_then(CancellationReason::code) == Some("ConditionalCheckFailed")
 }
@@ -316,17 +334,7 @@ impl<C: Clock> DynamoStockStore<C> {
                         return Ok(Attempt::Done(ReserveResult::Short(shortage(line, reason))));
                     }
                 }
-                match transient_reason(reasons) {
-                    Some(failure @ AwsCallFailure::Conflict { .. }) => Ok(Attempt::Retry(failure)),
-                    Some(failure) => Err(StoreError::Unavailable(failure)),
-                    None => Err(StoreError::Fault(format!(
-                        "transaction cancelled for no known reason: {:?}",
-                        reasons
-                            .iter()
-                            .map(CancellationReason::code)
-                            .collect::<Vec<_>>()
-                    ))),
-                }
+                cancelled_for_other_reasons(reasons)
             }
             TransactWriteItemsError::IdempotentParameterMismatchException(_) => {
                 // The token was used for other lines (or other stock rows): say what stands.
@@ -436,13 +444,7 @@ impl<C: Clock> DynamoStockStore<C> {
                         lines[i].sku
                     )));
                 }
-                match transient_reason(reasons) {
-                    Some(failure @ AwsCallFailure::Conflict { .. }) => Ok(Attempt::Retry(failure)),
-                    Some(failure) => Err(StoreError::Unavailable(failure)),
-                    None => Err(StoreError::Fault(
-                        "release cancelled for no known reason".into(),
-                    )),
-                }
+                cancelled_for_other_reasons(reasons)
             }
             Some(TransactWriteItemsError::TransactionInProgressException(_)) => {
                 Ok(Attempt::Retry(AwsCallFailure::Conflict {
