@@ -26,10 +26,10 @@ use crate::lattice::metrics::MetricsRecorder;
 use crate::lattice::network::{NetworkTopology, DEFAULT_ACCOUNT, DEFAULT_REGION};
 use crate::lattice::policy::{Policy, PolicyError, INVOKE};
 use crate::lattice::proxy::{AuthPolicies, HopOverhead, LatticeNetwork, ServiceListener};
-use crate::lattice::sigv4::Verifier;
 use crate::xray::api::XrayApi;
 use crate::xray::daemon::XrayDaemon;
 use crate::xray::store::TraceStore;
+use sigv4_verify::{SigningRules, Verifier};
 
 /// The services, in the order they are started.
 pub const SERVICES: [&str; 3] = ["order", "payment", "inventory"];
@@ -519,7 +519,7 @@ impl LocalStack {
             .map_err(|e| StackError::State(e.to_string()))?;
         let network = Arc::new(LatticeNetwork::new(
             topology.clone(),
-            Verifier::new(keys, config.region.clone()),
+            Verifier::new(keys, config.region.clone(), SigningRules::lattice()),
             policies,
             functions
                 .iter()

@@ -13,17 +13,7 @@ use std::path::Path;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-/// One principal and its long-term key.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PrincipalKey {
-    /// The IAM principal ARN (a role or user), as auth policies name it.
-    pub principal: String,
-    /// `AKIA…`.
-    pub access_key_id: String,
-    /// The secret.
-    pub secret_access_key: String,
-}
+pub use sigv4_verify::PrincipalKey;
 
 /// The credentials file.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

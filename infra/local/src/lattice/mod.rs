@@ -5,7 +5,7 @@
 //! # Layout
 //! - [`network`]: ids and ARNs of the network, services, listeners and target groups.
 //! - [`credentials`]: the local key store (access key → principal).
-//! - [`sigv4`]: signature verification.
+//! - signature verification: the `sigv4-verify` crate (shared with the search engine).
 //! - [`policy`]: auth policies and Lattice's three-policy decision.
 //! - [`event`]: the V2 event and the function's response.
 //! - [`access_log`]: the access-log record and its writer.
@@ -19,4 +19,3 @@ pub mod metrics;
 pub mod network;
 pub mod policy;
 pub mod proxy;
-pub mod sigv4;

@@ -30,8 +30,8 @@ use super::event::{map_response, Identity, IncomingRequest, LatticeEventV2, Requ
 use super::metrics::{Dimension, MetricsRecorder, RequestSample};
 use super::network::{NetworkTopology, ServiceTopology};
 use super::policy::{authorize, Denial, Policy, PolicyLayer, INVOKE};
-use super::sigv4::{Caller, Verifier};
 use crate::lambda::function::{Function, InvokeError};
+use sigv4_verify::{Caller, Verifier};
 
 /// Lattice's limit on a request body sent to a Lambda target.
 pub const MAX_LAMBDA_BODY: usize = 6 * 1024 * 1024;
@@ -290,6 +290,7 @@ impl LatticeNetwork {
             parts.method.as_str(),
             path_and_query,
             &parts.headers,
+            &[],
             arrived,
         ) {
             Ok(caller) => caller,
