@@ -9,7 +9,7 @@ use crate::engine::{Engine, ResolveOptions};
 use crate::error::{ApiError, ApiResult};
 use crate::mapping::Mapping;
 use crate::search::{self, SearchRequest, SEARCH_PARAMS};
-use crate::store::WriteKind;
+use crate::store::{SourceDocument, WriteKind};
 
 /// The OpenSearch version this engine answers as.
 pub const VERSION_NUMBER: &str = "2.19.0";
@@ -497,7 +497,11 @@ fn write_route(
             }
         },
     };
-    let outcome = store.write(kind, id, source.as_ref())?;
+    let document = source.as_ref().map(|fields| SourceDocument {
+        fields,
+        raw: Some(request.body),
+    });
+    let outcome = store.write(kind, id, document)?;
     if refresh != Refresh::No {
         store.refresh()?;
     }

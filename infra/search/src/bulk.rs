@@ -10,7 +10,7 @@ use serde_json::{json, Map, Value};
 
 use crate::engine::Engine;
 use crate::error::{ApiError, ApiResult};
-use crate::store::{WriteKind, WriteOutcome};
+use crate::store::{SourceDocument, WriteKind, WriteOutcome};
 
 /// `?refresh=`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,12 +39,12 @@ impl Refresh {
 
 /// One item of a bulk request.
 #[derive(Debug)]
-struct Item {
+struct Item<'b> {
     kind: WriteKind,
     index: String,
     id: Option<String>,
-    /// The source line: parsed, or the parse error.
-    source: Option<Result<Map<String, Value>, String>>,
+    /// The source line: parsed (with its text), or the parse error.
+    source: Option<Result<(Map<String, Value>, &'b str), String>>,
 }
 
 fn action_name(kind: WriteKind) -> &'static str {
@@ -59,7 +59,7 @@ fn malformed(line: usize, what: String) -> ApiError {
     ApiError::illegal_argument(format!("Malformed action/metadata line [{line}], {what}"))
 }
 
-fn parse_items(body: &[u8], default_index: Option<&str>) -> ApiResult<Vec<Item>> {
+fn parse_items<'b>(body: &'b [u8], default_index: Option<&str>) -> ApiResult<Vec<Item<'b>>> {
     if !body.is_empty() && !body.ends_with(b"\n") {
         return Err(ApiError::illegal_argument(
             "The bulk request must be terminated by a newline [\\n]",
@@ -152,7 +152,7 @@ fn parse_items(body: &[u8], default_index: Option<&str>) -> ApiResult<Vec<Item>>
                     ))
                 })?;
             Some(match serde_json::from_str::<Value>(line) {
-                Ok(Value::Object(object)) => Ok(object),
+                Ok(Value::Object(object)) => Ok((object, line)),
                 Ok(_) => Err("the document source must be a JSON object".to_owned()),
                 Err(e) => Err(e.to_string()),
             })
@@ -190,7 +190,7 @@ pub fn outcome_json(
     object
 }
 
-fn execute(engine: &Engine, item: Item, touched: &mut BTreeSet<String>) -> (Value, bool) {
+fn execute(engine: &Engine, item: Item<'_>, touched: &mut BTreeSet<String>) -> (Value, bool) {
     let action = action_name(item.kind);
     let failure = |index: &str, id: Option<&str>, error: ApiError| {
         let mut object =
@@ -217,7 +217,11 @@ fn execute(engine: &Engine, item: Item, touched: &mut BTreeSet<String>) -> (Valu
         Ok(store) => store,
         Err(error) => return failure(&item.index, item.id.as_deref(), error),
     };
-    match store.write(item.kind, item.id.as_deref(), source.as_ref()) {
+    let document = source.as_ref().map(|(fields, line)| SourceDocument {
+        fields,
+        raw: Some(line.as_bytes()),
+    });
+    match store.write(item.kind, item.id.as_deref(), document) {
         Ok(outcome) => {
             touched.insert(item.index.clone());
             let replicas = store.settings().number_of_replicas;

@@ -7,6 +7,7 @@
 //! (keyword, numeric, date, boolean, ip) side, strings per path for the analyzed (text) side, and
 //! the paths present (for `exists`).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
@@ -24,7 +25,8 @@ pub struct IndexedValues {
     pub exact: BTreeMap<String, Vec<OwnedValue>>,
     /// Analyzed strings per dotted path (text fields).
     pub analyzed: BTreeMap<String, Vec<String>>,
-    /// Every path with a value, objects included.
+    /// The text and object paths with a value (`exists` on them; exact values answer `exists`
+    /// from their fast columns).
     pub field_names: Vec<String>,
     /// Fields whose value was skipped (`ignore_above`, `ignore_malformed`), as `_ignored`.
     pub ignored: Vec<String>,
@@ -63,9 +65,10 @@ struct Parser<'a> {
     parsed: ParsedDocument,
 }
 
-/// What a path is mapped to, copied out so the parser can go on mutating.
-enum Found {
-    Leaf(FieldMapping),
+/// What a path is mapped to: borrowed from the index's mapping, or copied from a field this
+/// document just added (so the parser can go on mutating).
+enum Found<'a> {
+    Leaf(Cow<'a, FieldMapping>),
     Object {
         dynamic: Option<Dynamic>,
         enabled: bool,
@@ -73,23 +76,28 @@ enum Found {
     Missing,
 }
 
-impl Parser<'_> {
-    fn lookup(&self, path: &str) -> Found {
-        let field = self
+impl<'a> Parser<'a> {
+    fn lookup(&self, path: &str) -> Found<'a> {
+        let added = self
             .parsed
             .new_fields
             .iter()
             .rev()
             .find(|(p, _)| p == path)
-            .map(|(_, f)| f)
-            .or_else(|| self.mapping.field(path));
-        match field {
-            None => Found::Missing,
-            Some(FieldMapping::Object(object)) => Found::Object {
+            .map(|(_, f)| f);
+        let field = match added {
+            Some(field) => Cow::Owned(field.clone()),
+            None => match self.mapping.field(path) {
+                Some(field) => Cow::Borrowed(field),
+                None => return Found::Missing,
+            },
+        };
+        match field.as_ref() {
+            FieldMapping::Object(object) => Found::Object {
                 dynamic: object.dynamic,
                 enabled: object.enabled,
             },
-            Some(leaf) => Found::Leaf(leaf.clone()),
+            _ => Found::Leaf(field),
         }
     }
 
@@ -244,7 +252,6 @@ impl Parser<'_> {
     }
 
     fn push_exact(&mut self, path: &str, value: OwnedValue) {
-        self.parsed.values.field_names.push(path.to_owned());
         self.parsed
             .values
             .exact
@@ -563,10 +570,7 @@ mod tests {
             parsed.values.exact["req.path.keyword"],
             vec![OwnedValue::Str("/a".into())]
         );
-        assert_eq!(
-            parsed.values.field_names,
-            vec!["at", "req", "req.path", "req.path.keyword", "req.status"]
-        );
+        assert_eq!(parsed.values.field_names, vec!["req", "req.path"]);
     }
 
     #[test]

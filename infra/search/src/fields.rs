@@ -6,7 +6,7 @@ use std::ops::Bound;
 
 use serde_json::Value;
 use tantivy::query::{
-    AllQuery, EmptyQuery, PhrasePrefixQuery, Query, RangeQuery, TermQuery, TermSetQuery,
+    AllQuery, EmptyQuery, ExistsQuery, PhrasePrefixQuery, Query, RangeQuery, TermQuery, TermSetQuery,
 };
 use tantivy::schema::IndexRecordOption;
 use tantivy::tokenizer::TextAnalyzer;
@@ -15,7 +15,7 @@ use tantivy::{DateTime, Term};
 use crate::date::{date_math, DateFormat};
 use crate::error::{ApiError, ApiResult};
 use crate::mapping::{FieldMapping, Mapping, NumberType};
-use crate::store::Fields;
+use crate::store::{Fields, EXACT};
 
 /// What a request's field name refers to.
 #[derive(Clone, Debug)]
@@ -293,15 +293,18 @@ impl Resolver<'_> {
         Ok(Box::new(RangeQuery::new(lower, upper)))
     }
 
-    /// Documents with a value in `field`.
+    /// Documents with a value in `field`: exact values by their fast column, text and objects
+    /// by `_field_names`.
     pub fn exists(&self, field: &str) -> Box<dyn Query> {
-        if field == "_id" {
-            return Box::new(AllQuery);
+        match self.target(field) {
+            Target::Id => Box::new(AllQuery),
+            Target::Exact { path, .. } => Box::new(ExistsQuery::new(format!("{EXACT}.{path}"), false)),
+            Target::Unmapped => Box::new(EmptyQuery),
+            Target::Text { .. } | Target::Object { .. } => Box::new(TermQuery::new(
+                Term::from_field_text(self.fields.field_names, field),
+                IndexRecordOption::Basic,
+            )),
         }
-        Box::new(TermQuery::new(
-            Term::from_field_text(self.fields.field_names, field),
-            IndexRecordOption::Basic,
-        ))
     }
 
     /// Documents whose `field` starts with `prefix` (exact side for keywords, tokens for text).

@@ -136,6 +136,16 @@ pub struct StoredDocument {
     pub source: Value,
 }
 
+/// A document to write: its fields, and the bytes as sent (kept as `_source` byte for byte, as
+/// OpenSearch keeps it; serialized from the fields when absent).
+#[derive(Clone, Copy, Debug)]
+pub struct SourceDocument<'a> {
+    /// The parsed object.
+    pub fields: &'a Map<String, Value>,
+    /// The JSON text it was parsed from.
+    pub raw: Option<&'a [u8]>,
+}
+
 /// A write's kind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WriteKind {
@@ -353,7 +363,7 @@ impl IndexStore {
         &self,
         kind: WriteKind,
         id: Option<&str>,
-        source: Option<&Map<String, Value>>,
+        source: Option<SourceDocument<'_>>,
     ) -> ApiResult<WriteOutcome> {
         let mut state = self.writer.lock().expect("writer lock");
         let explicit = id.is_some();
@@ -381,7 +391,7 @@ impl IndexStore {
         }
         let source = source.ok_or_else(|| ApiError::parsing("request body is required"))?;
         let mapping = self.mapping();
-        let parsed = parse_document(&mapping, source, &id)?;
+        let parsed = parse_document(&mapping, source.fields, &id)?;
         if !parsed.new_fields.is_empty() {
             let mut updated = (*mapping).clone();
             for (path, field) in parsed.new_fields {
@@ -407,7 +417,7 @@ impl IndexStore {
                 PendingDocument {
                     version,
                     seq_no,
-                    source: Some(Value::Object(source.clone())),
+                    source: Some(Value::Object(source.fields.clone())),
                 },
             );
         }
@@ -485,13 +495,18 @@ impl IndexStore {
         id: &str,
         version: u64,
         seq_no: u64,
-        source: &Map<String, Value>,
+        source: SourceDocument<'_>,
         values: IndexedValues,
     ) -> TantivyDocument {
         let mut document = TantivyDocument::default();
         document.add_text(self.fields.id, id);
-        let bytes = serde_json::to_vec(source).expect("a JSON object serializes");
-        document.add_bytes(self.fields.source, &bytes);
+        match source.raw {
+            Some(raw) => document.add_bytes(self.fields.source, raw),
+            None => {
+                let bytes = serde_json::to_vec(source.fields).expect("a JSON object serializes");
+                document.add_bytes(self.fields.source, &bytes);
+            }
+        }
         document.add_u64(self.fields.version, version);
         document.add_u64(self.fields.seq_no, seq_no);
         for name in &values.field_names {
