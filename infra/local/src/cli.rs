@@ -1,4 +1,5 @@
-//! The `local-stack` command line: `up` starts the stack and serves until Ctrl-C.
+//! The `local-stack` command line: `up` starts the stack and serves until Ctrl-C; `search` runs
+//! the search engine on its own.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -7,7 +8,9 @@ use clap::{Parser, Subcommand};
 
 use crate::binaries::profile_dir;
 use crate::dynamodb::DynamoDbSource;
+use crate::lattice::credentials::CredentialsFile;
 use crate::lambda::facade::FacadeSampling;
+use crate::search::{parse_basic_auth, SearchStorage};
 use crate::stack::{LocalStack, StackConfig};
 
 /// VPC Lattice, the Lambda service and X-Ray on loopback.
@@ -24,6 +27,32 @@ pub struct Cli {
 pub enum Command {
     /// Start the stack and serve until Ctrl-C.
     Up(UpArgs),
+    /// Run only the search engine (OpenSearch's REST API) until Ctrl-C.
+    Search(SearchArgs),
+}
+
+/// `search`'s options.
+#[derive(Debug, clap::Args)]
+pub struct SearchArgs {
+    /// Where indices and templates are kept (they survive a restart).
+    #[arg(long, conflicts_with = "in_memory")]
+    pub data_dir: Option<PathBuf>,
+    /// Keep nothing on disk.
+    #[arg(long)]
+    pub in_memory: bool,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:9200")]
+    pub listen: SocketAddr,
+    /// Require HTTP basic auth with this USER:PASSWORD.
+    #[arg(long, value_parser = parse_basic_auth)]
+    pub basic_auth: Option<(String, String)>,
+    /// Require SigV4 (service `es`) with the keys of this credentials file (the stack's
+    /// `credentials.json` format).
+    #[arg(long)]
+    pub sigv4_credentials: Option<PathBuf>,
+    /// The region SigV4 signatures must be scoped to.
+    #[arg(long, default_value = "us-east-1")]
+    pub region: String,
 }
 
 /// `up`'s options.
@@ -72,6 +101,21 @@ pub struct UpArgs {
     /// Put this before the table names (`inventory`, `payments`).
     #[arg(long, default_value = "")]
     pub table_prefix: String,
+    /// Port of the search engine (0: any free port).
+    #[arg(long, default_value_t = crate::search::DEFAULT_PORT)]
+    pub search_port: u16,
+    /// Where the search engine keeps its indices [default: <state-dir>/search].
+    #[arg(long, conflicts_with = "search_in_memory")]
+    pub search_data_dir: Option<PathBuf>,
+    /// Keep the search engine's indices in memory only.
+    #[arg(long)]
+    pub search_in_memory: bool,
+    /// Require HTTP basic auth on the search engine with this USER:PASSWORD.
+    #[arg(long, value_parser = parse_basic_auth)]
+    pub search_basic_auth: Option<(String, String)>,
+    /// Require SigV4 (service `es`) on the search engine, verified with the stack's keys.
+    #[arg(long)]
+    pub search_sigv4: bool,
 }
 
 impl UpArgs {
@@ -104,6 +148,14 @@ impl UpArgs {
             },
         };
         config.dynamodb.table_prefix = self.table_prefix.clone();
+        config.search.port = self.search_port;
+        config.search.storage = match (&self.search_data_dir, self.search_in_memory) {
+            (Some(folder), _) => SearchStorage::Folder(folder.clone()),
+            (None, true) => SearchStorage::Memory,
+            (None, false) => SearchStorage::StateDir,
+        };
+        config.search.basic_auth = self.search_basic_auth.clone();
+        config.search.sigv4 = self.search_sigv4;
         if self.trace_all_invocations {
             config.facade_sampling = FacadeSampling::Always;
         }
@@ -137,6 +189,16 @@ pub async fn up(args: &UpArgs) -> anyhow::Result<()> {
         state.dynamodb.payments_table
     );
     println!(
+        "  OpenSearch API {} (local-search; {}; auth {})",
+        state.search.url,
+        state
+            .search
+            .data_dir
+            .as_ref()
+            .map_or("in memory".to_owned(), |d| d.display().to_string()),
+        state.search.auth
+    );
+    println!(
         "  state          {}",
         StackStatePath(&stack.config.state_dir)
     );
@@ -155,4 +217,44 @@ impl std::fmt::Display for StackStatePath<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}", crate::stack::StackState::path(self.0).display())
     }
+}
+
+/// Runs `search`: the engine alone, until Ctrl-C.
+pub async fn search(args: &SearchArgs) -> anyhow::Result<()> {
+    let data_dir = match (&args.data_dir, args.in_memory) {
+        (Some(folder), _) => Some(folder.clone()),
+        (None, true) => None,
+        (None, false) => Some(
+            profile_dir()
+                .and_then(|d| d.parent().map(|t| t.join("local-stack").join("search")))
+                .unwrap_or_else(|| PathBuf::from("search")),
+        ),
+    };
+    let sigv4 = match &args.sigv4_credentials {
+        Some(file) => Some(sigv4_verify::Verifier::new(
+            CredentialsFile::load(file)?.index()?,
+            args.region.clone(),
+            sigv4_verify::SigningRules::opensearch(),
+        )),
+        None => None,
+    };
+    let server = local_search::SearchServer::start(local_search::SearchConfig {
+        listen: args.listen,
+        data_dir: data_dir.clone(),
+        auth: local_search::Auth {
+            basic: args.basic_auth.clone(),
+            sigv4,
+        },
+    })
+    .await?;
+    println!(
+        "local-search (OpenSearch {} REST API) at {}; data {}",
+        local_search::api::VERSION_NUMBER,
+        server.url(),
+        data_dir.map_or("in memory".to_owned(), |d| d.display().to_string())
+    );
+    println!("Ctrl-C stops it.");
+    tokio::signal::ctrl_c().await?;
+    server.stop().await;
+    Ok(())
 }

@@ -9,17 +9,23 @@
 //! - [`lambda`]: the Runtime API and execution environments running the real binaries.
 //! - [`lattice`]: VPC Lattice: listeners, SigV4, auth policies, V2 events, access logs, metrics.
 //! - [`dynamodb`]: the DynamoDB server (embedded dynoxide, or external), tables and stock.
+//! - [`search`]: the search engine (`local-search`, OpenSearch's REST API) the analytics use.
 //! - [`stack`]: everything wired together, and the state file other processes read.
 //! - [`binaries`]: finding (and building) the service binaries.
 //! - [`http_server`]: the accept loop every local HTTP endpoint runs.
 //! - [`json_lines`]: the append-only files the stack writes its records to.
 
 pub mod binaries;
+#[cfg(feature = "stack")]
 pub mod cli;
+#[cfg(feature = "stack")]
 pub mod dynamodb;
 pub mod http_server;
 pub mod json_lines;
 pub mod lambda;
 pub mod lattice;
+#[cfg(feature = "stack")]
+pub mod search;
+#[cfg(feature = "stack")]
 pub mod stack;
 pub mod xray;

@@ -1,7 +1,8 @@
-//! `local-stack up`: the local stack as a command (see [`local_stack::cli`]).
+//! `local-stack up` / `local-stack search`: the local stack, or its search engine alone, as a
+//! command (see [`local_stack::cli`]).
 
 use clap::Parser;
-use local_stack::cli::{up, Cli, Command};
+use local_stack::cli::{search, up, Cli, Command};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -11,5 +12,6 @@ async fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Command::Up(args) => up(&args).await,
+        Command::Search(args) => search(&args).await,
     }
 }

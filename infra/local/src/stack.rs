@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 
 use crate::binaries::{build_service_binaries, service_binary};
 use crate::dynamodb::{DynamoDbSetup, DynamoDbState, StackDynamoDb};
+use crate::search::{SearchSetup, SearchState, SearchStorage};
 use crate::json_lines::JsonLinesFile;
 use crate::lambda::facade::{Facade, FacadeSampling};
 use crate::lambda::function::{Function, FunctionConfig};
@@ -88,6 +89,8 @@ pub struct StackConfig {
     pub functions_xray_daemon: Option<String>,
     /// The DynamoDB server, table names and first stock.
     pub dynamodb: DynamoDbSetup,
+    /// The search engine (OpenSearch's API).
+    pub search: SearchSetup,
 }
 
 impl StackConfig {
@@ -116,6 +119,7 @@ impl StackConfig {
             runner_binary: None,
             functions_xray_daemon: None,
             dynamodb: DynamoDbSetup::default(),
+            search: SearchSetup::default(),
         }
     }
 
@@ -126,6 +130,8 @@ impl StackConfig {
         for port in config.ports.values_mut() {
             *port = 0;
         }
+        config.search.port = 0;
+        config.search.storage = SearchStorage::Memory;
         config
     }
 
@@ -175,6 +181,8 @@ pub struct StackState {
     pub lambda_endpoint: String,
     /// The DynamoDB server and tables the functions use.
     pub dynamodb: DynamoDbState,
+    /// The search engine (OpenSearch's REST API).
+    pub search: SearchState,
 }
 
 /// One service in the state file.
@@ -228,6 +236,9 @@ pub enum StackError {
     /// DynamoDB could not be set up.
     #[error("DynamoDB: {0}")]
     DynamoDb(String),
+    /// The search engine did not start.
+    #[error(transparent)]
+    Search(#[from] local_search::StartError),
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> StackError {
@@ -255,6 +266,8 @@ pub struct LocalStack {
     pub state: StackState,
     /// The DynamoDB server and its tables.
     pub dynamodb: StackDynamoDb,
+    /// The search engine.
+    pub search: local_search::SearchServer,
     network: Arc<LatticeNetwork>,
     facade: Arc<Facade>,
     invoke_api: InvokeApi,
@@ -517,6 +530,9 @@ impl LocalStack {
         let keys = credentials
             .index()
             .map_err(|e| StackError::State(e.to_string()))?;
+        let (search, search_state) =
+            crate::search::start(&config.search, &config.state_dir, keys.clone(), &config.region)
+                .await?;
         let network = Arc::new(LatticeNetwork::new(
             topology.clone(),
             Verifier::new(keys, config.region.clone(), SigningRules::lattice()),
@@ -607,6 +623,7 @@ impl LocalStack {
             raw_documents: config.raw_documents.then_some(raw_path),
             lambda_endpoint: format!("http://{}", invoke_api.addr),
             dynamodb: dynamodb.state.clone(),
+            search: search_state,
         };
         let state_path = StackState::path(&config.state_dir);
         std::fs::write(
@@ -624,6 +641,7 @@ impl LocalStack {
             metrics,
             state,
             dynamodb,
+            search,
             network,
             facade,
             invoke_api,
@@ -690,6 +708,7 @@ impl LocalStack {
             metrics_log,
             flusher,
             dynamodb,
+            search,
             ..
         } = self;
         drop(listeners);
@@ -707,6 +726,7 @@ impl LocalStack {
         }
         drop(network);
         let _ = tokio::task::spawn_blocking(move || dynamodb.stop()).await;
+        search.stop().await;
     }
 }
 

@@ -21,8 +21,8 @@ use crate::mapping::{infer, mapper_parsing, Dynamic, FieldMapping, Mapping, Numb
 #[derive(Debug, Default, PartialEq)]
 pub struct IndexedValues {
     /// Exact values per dotted path (keyword, numbers, dates, booleans, ips; text's keyword
-    /// sub-fields at `path.<name>`).
-    pub exact: BTreeMap<String, Vec<OwnedValue>>,
+    /// sub-fields at `path.<name>`); several values of one path as an array.
+    pub exact: BTreeMap<String, OwnedValue>,
     /// Analyzed strings per dotted path (text fields).
     pub analyzed: BTreeMap<String, Vec<String>>,
     /// The text and object paths with a value (`exists` on them; exact values answer `exists`
@@ -252,12 +252,17 @@ impl<'a> Parser<'a> {
     }
 
     fn push_exact(&mut self, path: &str, value: OwnedValue) {
-        self.parsed
-            .values
-            .exact
-            .entry(path.to_owned())
-            .or_default()
-            .push(value);
+        let exact = &mut self.parsed.values.exact;
+        match exact.get_mut(path) {
+            None => {
+                exact.insert(path.to_owned(), value);
+            }
+            Some(OwnedValue::Array(values)) => values.push(value),
+            Some(single) => {
+                let first = std::mem::replace(single, OwnedValue::Null);
+                *single = OwnedValue::Array(vec![first, value]);
+            }
+        }
     }
 
     /// `flat_object`: every leaf as a keyword under the field itself and under its dotted path.
@@ -492,14 +497,11 @@ mod tests {
         )
         .unwrap();
         let exact = &parsed.values.exact;
-        assert_eq!(exact["duration"], vec![OwnedValue::I64(12)]);
-        assert_eq!(exact["ratio"], vec![OwnedValue::F64(0.1f32 as f64)]);
-        assert_eq!(exact["service"], vec![OwnedValue::Str("404".into())]);
-        assert_eq!(exact["ok"], vec![OwnedValue::Bool(true)]);
-        assert_eq!(
-            exact["message.raw"],
-            vec![OwnedValue::Str("Hello World".into())]
-        );
+        assert_eq!(exact["duration"], OwnedValue::I64(12));
+        assert_eq!(exact["ratio"], OwnedValue::F64(0.1f32 as f64));
+        assert_eq!(exact["service"], OwnedValue::Str("404".into()));
+        assert_eq!(exact["ok"], OwnedValue::Bool(true));
+        assert_eq!(exact["message.raw"], OwnedValue::Str("Hello World".into()));
         assert_eq!(
             parsed.values.analyzed["message"],
             vec!["Hello World".to_owned()]
@@ -568,7 +570,7 @@ mod tests {
         );
         assert_eq!(
             parsed.values.exact["req.path.keyword"],
-            vec![OwnedValue::Str("/a".into())]
+            OwnedValue::Str("/a".into())
         );
         assert_eq!(parsed.values.field_names, vec!["req", "req.path"]);
     }
@@ -600,11 +602,11 @@ mod tests {
         .unwrap();
         assert_eq!(
             parsed.values.exact["labels"],
-            vec![OwnedValue::Str("pay".into()), OwnedValue::Str("1".into())]
+            OwnedValue::Array(vec![OwnedValue::Str("pay".into()), OwnedValue::Str("1".into())])
         );
         assert_eq!(
             parsed.values.exact["labels.tier.n"],
-            vec![OwnedValue::Str("1".into())]
+            OwnedValue::Str("1".into())
         );
     }
 }

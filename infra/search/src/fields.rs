@@ -307,13 +307,22 @@ impl Resolver<'_> {
         }
     }
 
-    /// Documents whose `field` starts with `prefix` (exact side for keywords, tokens for text).
+    /// Documents whose `field` starts with `prefix`: a range over the exact side's sorted
+    /// dictionary for keywords, an expansion over the tokens for text.
     pub fn prefix(&self, field: &str, prefix: &str) -> ApiResult<Box<dyn Query>> {
         let term = match self.target(field) {
             Target::Exact {
                 path,
                 kind: ExactKind::Str,
-            } => self.exact_term(&path, &Typed::Str(prefix.to_owned())),
+            } => {
+                // Every string starting with `prefix` sorts between it and it + U+10FFFF.
+                let lower = self.exact_term(&path, &Typed::Str(prefix.to_owned()));
+                let upper = self.exact_term(&path, &Typed::Str(format!("{prefix}\u{10FFFF}")));
+                return Ok(Box::new(RangeQuery::new(
+                    Bound::Included(lower),
+                    Bound::Included(upper),
+                )));
+            }
             Target::Text { path } => self.text_term(&path, &prefix.to_lowercase()),
             Target::Unmapped => return Ok(Box::new(EmptyQuery)),
             _ => {

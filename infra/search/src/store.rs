@@ -83,9 +83,10 @@ fn schema() -> (Schema, Fields) {
         EXACT,
         JsonObjectOptions::default()
             .set_indexing_options(
+                // Exact values need doc ids only: no phrase ever runs on them.
                 TextFieldIndexing::default()
                     .set_tokenizer("raw")
-                    .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+                    .set_index_option(IndexRecordOption::Basic),
             )
             .set_fast("raw")
             .set_expand_dots_enabled(),
@@ -512,20 +513,8 @@ impl IndexStore {
         for name in &values.field_names {
             document.add_text(self.fields.field_names, name);
         }
-        let exact: BTreeMap<String, OwnedValue> = values
-            .exact
-            .into_iter()
-            .map(|(path, mut values)| {
-                let value = if values.len() == 1 {
-                    values.pop().expect("one value")
-                } else {
-                    OwnedValue::Array(values)
-                };
-                (path, value)
-            })
-            .collect();
-        if !exact.is_empty() {
-            document.add_object(self.fields.exact, exact);
+        if !values.exact.is_empty() {
+            document.add_object(self.fields.exact, values.exact);
         }
         let analyzed: BTreeMap<String, OwnedValue> = values
             .analyzed
