@@ -8,8 +8,8 @@ use clap::{Parser, Subcommand};
 
 use crate::binaries::profile_dir;
 use crate::dynamodb::DynamoDbSource;
-use crate::lattice::credentials::CredentialsFile;
 use crate::lambda::facade::FacadeSampling;
+use crate::lattice::credentials::CredentialsFile;
 use crate::search::{parse_basic_auth, SearchStorage};
 use crate::stack::{LocalStack, StackConfig};
 

@@ -16,7 +16,6 @@ use tokio::task::JoinHandle;
 
 use crate::binaries::{build_service_binaries, service_binary};
 use crate::dynamodb::{DynamoDbSetup, DynamoDbState, StackDynamoDb};
-use crate::search::{SearchSetup, SearchState, SearchStorage};
 use crate::json_lines::JsonLinesFile;
 use crate::lambda::facade::{Facade, FacadeSampling};
 use crate::lambda::function::{Function, FunctionConfig};
@@ -27,6 +26,7 @@ use crate::lattice::metrics::MetricsRecorder;
 use crate::lattice::network::{NetworkTopology, DEFAULT_ACCOUNT, DEFAULT_REGION};
 use crate::lattice::policy::{Policy, PolicyError, INVOKE};
 use crate::lattice::proxy::{AuthPolicies, HopOverhead, LatticeNetwork, ServiceListener};
+use crate::search::{SearchSetup, SearchState, SearchStorage};
 use crate::xray::api::XrayApi;
 use crate::xray::daemon::XrayDaemon;
 use crate::xray::store::TraceStore;
@@ -530,9 +530,13 @@ impl LocalStack {
         let keys = credentials
             .index()
             .map_err(|e| StackError::State(e.to_string()))?;
-        let (search, search_state) =
-            crate::search::start(&config.search, &config.state_dir, keys.clone(), &config.region)
-                .await?;
+        let (search, search_state) = crate::search::start(
+            &config.search,
+            &config.state_dir,
+            keys.clone(),
+            &config.region,
+        )
+        .await?;
         let network = Arc::new(LatticeNetwork::new(
             topology.clone(),
             Verifier::new(keys, config.region.clone(), SigningRules::lattice()),

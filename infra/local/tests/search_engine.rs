@@ -19,20 +19,25 @@ async fn the_stack_serves_the_opensearch_api_named_in_its_state_file() {
     assert_eq!(state.search, stack.state.search);
     assert_eq!(state.search.auth, "basic");
     assert_eq!(state.search.data_dir, None);
-    assert!(state.search.url.starts_with("http://127.0.0.1:"), "{}", state.search.url);
+    assert!(
+        state.search.url.starts_with("http://127.0.0.1:"),
+        "{}",
+        state.search.url
+    );
 
     let client = reqwest::Client::new();
     let anonymous = client.get(&state.search.url).send().await.unwrap();
     assert_eq!(anonymous.status().as_u16(), 401);
-    let info: Value = client
+    let body = client
         .get(&state.search.url)
         .basic_auth("analyst", Some("local-only"))
         .send()
         .await
         .unwrap()
-        .json()
+        .bytes()
         .await
         .unwrap();
+    let info: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(info["version"]["distribution"], "opensearch");
     assert_eq!(info["version"]["number"], local_search::api::VERSION_NUMBER);
     stack.shutdown().await;

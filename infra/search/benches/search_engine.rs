@@ -16,11 +16,28 @@ use local_search::Engine;
 use serde_json::{json, Value};
 
 const BATCH: usize = 5_000;
-const SERVICES: [&str; 8] = ["order", "payment", "inventory", "catalog", "cart", "shipping", "search", "auth"];
+const SERVICES: [&str; 8] = [
+    "order",
+    "payment",
+    "inventory",
+    "catalog",
+    "cart",
+    "shipping",
+    "search",
+    "auth",
+];
 const CODES: [u16; 6] = [200, 200, 200, 201, 404, 503];
 
 fn call(engine: &Engine, method: &str, path: &str, body: &[u8]) -> Value {
-    let reply = handle(engine, &Request { method, path, params: Vec::new(), body });
+    let reply = handle(
+        engine,
+        &Request {
+            method,
+            path,
+            params: Vec::new(),
+            body,
+        },
+    );
     assert!(reply.status < 300, "{method} {path}: {}", reply.status);
     match reply.body {
         Some(ReplyBody::Json(value)) => value,
@@ -48,16 +65,26 @@ fn batch(template: &Value, start: usize, count: usize, random: &mut Stream) -> V
         let service = SERVICES[(random.next() % SERVICES.len() as u64) as usize];
         let code = CODES[(random.next() % CODES.len() as u64) as usize];
         // Log-normal-ish durations: mostly tens of ms, a tail to seconds.
-        let duration = 2 + (random.next() % 40) * (1 + random.next() % 4) * (1 + (random.next() % 100 == 0) as u64 * 30);
+        let duration = 2
+            + (random.next() % 40)
+                * (1 + random.next() % 4)
+                * (1 + random.next().is_multiple_of(100) as u64 * 30);
         let at = day_start + (i as u64 * 86_400_000 / 1_000_000) % 86_400_000;
         let seconds = at / 1000;
         entry["serviceName"] = json!(service);
-        entry["serviceArn"] = json!(format!("arn:aws:vpc-lattice:us-east-1:123456789012:service/svc-{service}"));
+        entry["serviceArn"] = json!(format!(
+            "arn:aws:vpc-lattice:us-east-1:123456789012:service/svc-{service}"
+        ));
         entry["responseCode"] = json!(code);
         entry["duration"] = json!(duration);
         entry["requestToTargetDuration"] = json!(duration.saturating_sub(1));
         entry["bytesSent"] = json!(200 + random.next() % 5000);
-        entry["sourceIpPort"] = json!(format!("10.0.{}.{}:{}", random.next() % 256, random.next() % 256, 1024 + random.next() % 60000));
+        entry["sourceIpPort"] = json!(format!(
+            "10.0.{}.{}:{}",
+            random.next() % 256,
+            random.next() % 256,
+            1024 + random.next() % 60000
+        ));
         entry["requestPath"] = json!(format!("/{service}/{}", random.next() % 1000));
         entry["startTime"] = json!(format!(
             "2026-12-01T{:02}:{:02}:{:02}Z",
@@ -118,12 +145,26 @@ fn timed(engine: &Engine, name: &str, body: Value, runs: usize) -> Value {
 }
 
 fn main() {
-    let docs: usize = std::env::var("DOCS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    let docs: usize = std::env::var("DOCS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::open(Some(dir.path().to_owned())).unwrap();
-    let template: Value = serde_json::from_str(include_str!("../tests/fixtures/lattice-access-template.json")).unwrap();
-    call(&engine, "PUT", "/_index_template/lattice-access", template.to_string().as_bytes());
-    let entry: Value = serde_json::from_str(include_str!("../tests/fixtures/lattice-access-log-entry.json")).unwrap();
+    let template: Value = serde_json::from_str(include_str!(
+        "../tests/fixtures/lattice-access-template.json"
+    ))
+    .unwrap();
+    call(
+        &engine,
+        "PUT",
+        "/_index_template/lattice-access",
+        template.to_string().as_bytes(),
+    );
+    let entry: Value = serde_json::from_str(include_str!(
+        "../tests/fixtures/lattice-access-log-entry.json"
+    ))
+    .unwrap();
 
     let mut random = Stream(0x9e37_79b9_7f4a_7c15);
     let mut indexing = Duration::ZERO;
@@ -153,18 +194,36 @@ fn main() {
     let count = call(&engine, "GET", "/lattice-access-2026.12.01/_count", b"");
     assert_eq!(count["count"], json!(docs));
 
-    let terms = timed(&engine, "terms(serviceName) + percentiles(duration)", json!({"size": 0, "aggs": {"by_service": {
+    let terms = timed(
+        &engine,
+        "terms(serviceName) + percentiles(duration)",
+        json!({"size": 0, "aggs": {"by_service": {
         "terms": {"field": "serviceName", "size": 10},
-        "aggs": {"latency": {"percentiles": {"field": "duration", "percents": [50, 90, 99]}}}}}}), 11);
+        "aggs": {"latency": {"percentiles": {"field": "duration", "percents": [50, 90, 99]}}}}}}),
+        11,
+    );
     let first = &terms["aggregations"]["by_service"]["buckets"][0];
-    println!("  e.g. {} → {} docs, p99 {} ms", first["key"], first["doc_count"], first["latency"]["values"]["99.0"]);
-    timed(&engine, "date_histogram(1h) x terms(serviceName)", json!({"size": 0, "aggs": {"per_hour": {
+    println!(
+        "  e.g. {} → {} docs, p99 {} ms",
+        first["key"], first["doc_count"], first["latency"]["values"]["99.0"]
+    );
+    timed(
+        &engine,
+        "date_histogram(1h) x terms(serviceName)",
+        json!({"size": 0, "aggs": {"per_hour": {
         "date_histogram": {"field": "startTime", "fixed_interval": "1h"},
-        "aggs": {"by_service": {"terms": {"field": "serviceName"}}}}}}), 11);
-    timed(&engine, "filtered 5xx in 15 min + top 10 by duration", json!({"size": 10,
+        "aggs": {"by_service": {"terms": {"field": "serviceName"}}}}}}),
+        11,
+    );
+    timed(
+        &engine,
+        "filtered 5xx in 15 min + top 10 by duration",
+        json!({"size": 10,
         "query": {"bool": {"filter": [{"range": {"responseCode": {"gte": 500}}},
             {"range": {"startTime": {"gte": "2026-12-01T12:00:00Z", "lt": "2026-12-01T12:15:00Z"}}}]}},
-        "sort": [{"duration": "desc"}]}), 11);
+        "sort": [{"duration": "desc"}]}),
+        11,
+    );
 
     let disk = folder_bytes(dir.path());
     println!(

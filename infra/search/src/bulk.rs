@@ -37,6 +37,9 @@ impl Refresh {
     }
 }
 
+/// A source line: the parsed object and its text, or why it did not parse.
+type SourceLine<'b> = Result<(Map<String, Value>, &'b str), String>;
+
 /// One item of a bulk request.
 #[derive(Debug)]
 struct Item<'b> {
@@ -44,7 +47,7 @@ struct Item<'b> {
     index: String,
     id: Option<String>,
     /// The source line: parsed (with its text), or the parse error.
-    source: Option<Result<(Map<String, Value>, &'b str), String>>,
+    source: Option<SourceLine<'b>>,
 }
 
 fn action_name(kind: WriteKind) -> &'static str {

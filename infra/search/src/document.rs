@@ -602,7 +602,10 @@ mod tests {
         .unwrap();
         assert_eq!(
             parsed.values.exact["labels"],
-            OwnedValue::Array(vec![OwnedValue::Str("pay".into()), OwnedValue::Str("1".into())])
+            OwnedValue::Array(vec![
+                OwnedValue::Str("pay".into()),
+                OwnedValue::Str("1".into())
+            ])
         );
         assert_eq!(
             parsed.values.exact["labels.tier.n"],

@@ -6,7 +6,8 @@ use std::ops::Bound;
 
 use serde_json::Value;
 use tantivy::query::{
-    AllQuery, EmptyQuery, ExistsQuery, PhrasePrefixQuery, Query, RangeQuery, TermQuery, TermSetQuery,
+    AllQuery, EmptyQuery, ExistsQuery, PhrasePrefixQuery, Query, RangeQuery, TermQuery,
+    TermSetQuery,
 };
 use tantivy::schema::IndexRecordOption;
 use tantivy::tokenizer::TextAnalyzer;
@@ -298,7 +299,9 @@ impl Resolver<'_> {
     pub fn exists(&self, field: &str) -> Box<dyn Query> {
         match self.target(field) {
             Target::Id => Box::new(AllQuery),
-            Target::Exact { path, .. } => Box::new(ExistsQuery::new(format!("{EXACT}.{path}"), false)),
+            Target::Exact { path, .. } => {
+                Box::new(ExistsQuery::new(format!("{EXACT}.{path}"), false))
+            }
             Target::Unmapped => Box::new(EmptyQuery),
             Target::Text { .. } | Target::Object { .. } => Box::new(TermQuery::new(
                 Term::from_field_text(self.fields.field_names, field),

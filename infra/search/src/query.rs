@@ -120,12 +120,11 @@ fn boosted(query: Box<dyn Query>, boost: Option<f64>) -> Box<dyn Query> {
     }
 }
 
+/// A field clause: the field, its value, and the parameters object when the long form was used.
+type FieldClause<'v> = (&'v str, &'v Value, Option<&'v Map<String, Value>>);
+
 /// `{"field": value}` or `{"field": {"<key>": value, …params}}`.
-fn field_clause<'v>(
-    kind: &str,
-    body: &'v Value,
-    key: &str,
-) -> ApiResult<(&'v str, &'v Value, Option<&'v Map<String, Value>>)> {
+fn field_clause<'v>(kind: &str, body: &'v Value, key: &str) -> ApiResult<FieldClause<'v>> {
     let object = as_object(kind, body)?;
     let mut fields = object.iter();
     let (field, value) = fields.next().ok_or_else(|| {
@@ -280,7 +279,7 @@ fn range_query(resolver: &Resolver<'_>, body: &Value) -> ApiResult<Box<dyn Query
     ))
 }
 
-fn clauses<'v>(value: &'v Value) -> Vec<&'v Value> {
+fn clauses(value: &Value) -> Vec<&Value> {
     match value {
         Value::Array(items) => items.iter().collect(),
         other => vec![other],

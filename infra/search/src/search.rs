@@ -362,12 +362,15 @@ fn collect(
     })
 }
 
+/// A field and its (min, max) in epoch ms, when it has values.
+type FieldSpan = (String, Option<(i64, i64)>);
+
 /// Min and max of each calendar histogram's field under the query, across the indices.
 fn calendar_bounds(
     indices: &[Arc<IndexStore>],
     request: &SearchRequest,
     now: i64,
-) -> ApiResult<Vec<(String, Option<(i64, i64)>)>> {
+) -> ApiResult<Vec<FieldSpan>> {
     let mut fields = Vec::new();
     if let Some(aggs) = &request.aggs {
         aggs::calendar_fields(aggs, &mut fields);

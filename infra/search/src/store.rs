@@ -405,7 +405,9 @@ impl IndexStore {
         let seq_no = state.next_seq_no;
         state.next_seq_no += 1;
         let document = self.tantivy_document(&id, version, seq_no, source, parsed.values);
-        if existing.is_some() || (explicit && kind == WriteKind::Index) {
+        // `existing` saw both the last refresh and the writes since, so only a replacement
+        // has an older copy to delete.
+        if existing.is_some() {
             state
                 .writer
                 .delete_term(Term::from_field_text(self.fields.id, &id));
