@@ -258,3 +258,69 @@ pub async fn search(args: &SearchArgs) -> anyhow::Result<()> {
     server.stop().await;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn search_runs_alone_with_its_options() {
+        let cli = Cli::try_parse_from([
+            "local-stack",
+            "search",
+            "--data-dir",
+            "idx",
+            "--listen",
+            "127.0.0.1:9201",
+            "--basic-auth",
+            "admin:secret",
+        ])
+        .unwrap();
+        let Command::Search(args) = cli.command else {
+            panic!("not search");
+        };
+        assert_eq!(args.data_dir, Some(PathBuf::from("idx")));
+        assert_eq!(args.listen, "127.0.0.1:9201".parse().unwrap());
+        assert_eq!(args.basic_auth, Some(("admin".into(), "secret".into())));
+        assert!(
+            Cli::try_parse_from(["local-stack", "search", "--basic-auth", "nopassword"]).is_err()
+        );
+        assert!(
+            Cli::try_parse_from(["local-stack", "search", "--data-dir", "d", "--in-memory"])
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn up_configures_the_stacks_search_engine() {
+        let parse = |extra: &[&str]| {
+            let mut argv = vec!["local-stack", "up", "--state-dir", "s"];
+            argv.extend_from_slice(extra);
+            let Command::Up(args) = Cli::try_parse_from(argv).unwrap().command else {
+                panic!("not up");
+            };
+            args.config().search
+        };
+        let default = parse(&[]);
+        assert_eq!(
+            (default.port, default.storage, default.sigv4),
+            (9200, SearchStorage::StateDir, false)
+        );
+        let memory = parse(&["--search-in-memory", "--search-port", "0", "--search-sigv4"]);
+        assert_eq!(
+            (memory.port, memory.storage, memory.sigv4),
+            (0, SearchStorage::Memory, true)
+        );
+        let folder = parse(&[
+            "--search-data-dir",
+            "/tmp/idx",
+            "--search-basic-auth",
+            "a:b",
+        ]);
+        assert_eq!(
+            folder.storage,
+            SearchStorage::Folder(PathBuf::from("/tmp/idx"))
+        );
+        assert_eq!(folder.basic_auth, Some(("a".into(), "b".into())));
+    }
+}

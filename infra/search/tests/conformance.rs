@@ -732,3 +732,41 @@ fn disk_indices_survive_a_restart() {
     let (_, body) = node.json("PUT", "/kept-1/_doc/x", json!({"n": 8}));
     assert_eq!(body["_version"], 2);
 }
+
+#[test]
+fn mapping_updates_settings_and_template_conflicts() {
+    let node = loaded();
+    // A new field may be added; a mapped field may not change type.
+    node.expect(
+        "PUT",
+        "/lattice-access-2026.12.01/_mapping",
+        json!({"properties": {"region": {"type": "keyword"}}}),
+        200,
+        json!({"acknowledged": true}),
+    );
+    let (_, mapping) = node.call("GET", "/lattice-access-2026.12.01/_mapping", "");
+    assert_eq!(
+        mapping["lattice-access-2026.12.01"]["mappings"]["properties"]["region"],
+        json!({"type": "keyword"})
+    );
+    node.expect("PUT", "/lattice-access-2026.12.01/_mapping", json!({"properties": {"duration": {"type": "keyword"}}}), 400, json!({"error": {
+        "root_cause": [{"type": "illegal_argument_exception", "reason": "mapper [duration] cannot be changed from type [long] to [keyword]"}],
+        "type": "illegal_argument_exception", "reason": "mapper [duration] cannot be changed from type [long] to [keyword]"}, "status": 400}));
+    node.expect("GET", "/lattice-access-2026.12.01/_settings", Value::Null, 200, json!({"lattice-access-2026.12.01": {"settings": {"index": {
+        "creation_date": "<date>", "number_of_shards": "1", "number_of_replicas": "0", "refresh_interval": "-1",
+        "uuid": "<uuid>", "version": {"created": "136407827"}, "provided_name": "lattice-access-2026.12.01"}}}}));
+    node.expect("PUT", "/other", json!({"settings": {"index": {"codec": "best_compression"}}}), 400, json!({"error": {
+        "root_cause": [{"type": "illegal_argument_exception", "reason": "unknown setting [index.codec] please check that any required plugins are installed, or check the breaking changes documentation for removed settings"}],
+        "type": "illegal_argument_exception", "reason": "unknown setting [index.codec] please check that any required plugins are installed, or check the breaking changes documentation for removed settings"}, "status": 400}));
+    // Two templates of one priority may not match the same indices.
+    let (status, body) = node.json(
+        "PUT",
+        "/_index_template/clash",
+        json!({"index_patterns": ["lattice-access-2026*"], "priority": 10}),
+    );
+    assert_eq!(status, 400);
+    assert_eq!(body["error"]["type"], "illegal_argument_exception");
+    assert!(body["error"]["reason"].as_str().unwrap().starts_with(
+        "index template [clash] has index patterns [\"lattice-access-2026*\"] matching patterns from existing templates [lattice-access]"
+    ));
+}
