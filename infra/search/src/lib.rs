@@ -34,8 +34,8 @@
 //! naming what is not served rather than being ignored. One shard per index; replicas are
 //! accepted and left unassigned (health yellow), as on a one-node cluster. Scores are tantivy's
 //! BM25, close to OpenSearch's but not equal; `percentiles` and `cardinality` are tantivy's
-//! sketches (DDSketch, HyperLogLog++), estimates as OpenSearch's (t-digest, HLL++) are, so their
-//! values can differ slightly.
+//! sketches (DDSketch; HyperLogLog from Apache DataSketches), estimates as OpenSearch's
+//! (t-digest, HLL++) are, so their values can differ slightly.
 
 pub mod aggs;
 pub mod api;
