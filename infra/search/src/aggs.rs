@@ -373,7 +373,9 @@ fn calendar_ranges(bounds: Option<(i64, i64)>, unit: char) -> Vec<Value> {
         .unwrap_or_default();
     let mut ranges = Vec::new();
     while from.timestamp_millis() <= max && ranges.len() < 10_000 {
-        let to = from + Months::new(months);
+        let Some(to) = from.checked_add_months(Months::new(months)) else {
+            break;
+        };
         // tantivy's range aggregation reads date bounds in nanoseconds.
         ranges.push(json!({"from": from.timestamp_millis() as f64 * 1e6, "to": to.timestamp_millis() as f64 * 1e6}));
         from = to;

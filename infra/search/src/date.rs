@@ -181,6 +181,17 @@ fn split_zone(time: &str) -> Option<(&str, i64)> {
     Some((clock, sign * (hours * 3600 + minutes * 60)))
 }
 
+/// Literal text in a chrono format: `%` escaped, so no literal can form a specifier.
+fn push_literal(chrono: &mut String, literal: &[char]) {
+    for c in literal {
+        if *c == '%' {
+            chrono.push_str("%%");
+        } else {
+            chrono.push(*c);
+        }
+    }
+}
+
 /// Java's `DateTimeFormatter` letters (the ones mappings use) → chrono's.
 fn java_to_chrono(pattern: &str) -> Result<Alternative, String> {
     let mut chrono = String::new();
@@ -194,7 +205,7 @@ fn java_to_chrono(pattern: &str) -> Result<Alternative, String> {
                 .iter()
                 .position(|&x| x == '\'')
                 .ok_or_else(|| format!("Invalid format: [{pattern}]: unclosed quote"))?;
-            chrono.extend(&chars[i + 1..i + 1 + end]);
+            push_literal(&mut chrono, &chars[i + 1..i + 1 + end]);
             i += end + 2;
             continue;
         }
@@ -224,7 +235,7 @@ fn java_to_chrono(pattern: &str) -> Result<Alternative, String> {
                 ))
             }
             _ => {
-                chrono.extend(&chars[i..i + run]);
+                push_literal(&mut chrono, &chars[i..i + run]);
                 i += run;
                 continue;
             }
@@ -256,7 +267,7 @@ pub fn date_math(
         .ok_or_else(|| format!("date out of range [{expression}]"))?;
     let bad = || format!("operation not supported on date math [{expression}]");
     while let Some(op) = ops.chars().next() {
-        ops = &ops[1..];
+        ops = &ops[op.len_utf8()..];
         match op {
             '+' | '-' => {
                 let digits = ops.chars().take_while(char::is_ascii_digit).count();
@@ -266,13 +277,13 @@ pub fn date_math(
                     ops[..digits].parse().map_err(|_| bad())?
                 };
                 let unit = ops[digits..].chars().next().ok_or_else(bad)?;
-                ops = &ops[digits + 1..];
+                ops = &ops[digits + unit.len_utf8()..];
                 let signed = if op == '-' { -amount } else { amount };
                 time = shift(time, signed, unit).ok_or_else(bad)?;
             }
             '/' => {
                 let unit = ops.chars().next().ok_or_else(bad)?;
-                ops = &ops[1..];
+                ops = &ops[unit.len_utf8()..];
                 time = round(time, unit, round_up).ok_or_else(bad)?;
             }
             _ => return Err(bad()),
@@ -282,21 +293,25 @@ pub fn date_math(
 }
 
 fn shift(time: DateTime<Utc>, amount: i64, unit: char) -> Option<DateTime<Utc>> {
-    let months = |n: i64| {
+    // Out-of-range amounts are `None` (an error to the caller), never an overflow.
+    let months = |n: Option<i64>| {
+        let n = n?;
+        let count = Months::new(u32::try_from(n.unsigned_abs()).ok()?);
         if n >= 0 {
-            time.checked_add_months(Months::new(n as u32))
+            time.checked_add_months(count)
         } else {
-            time.checked_sub_months(Months::new((-n) as u32))
+            time.checked_sub_months(count)
         }
     };
+    let add = |delta: Option<Duration>| time.checked_add_signed(delta?);
     match unit {
-        'y' => months(amount * 12),
-        'M' => months(amount),
-        'w' => time.checked_add_signed(Duration::weeks(amount)),
-        'd' => time.checked_add_signed(Duration::days(amount)),
-        'h' | 'H' => time.checked_add_signed(Duration::hours(amount)),
-        'm' => time.checked_add_signed(Duration::minutes(amount)),
-        's' => time.checked_add_signed(Duration::seconds(amount)),
+        'y' => months(amount.checked_mul(12)),
+        'M' => months(Some(amount)),
+        'w' => add(Duration::try_weeks(amount)),
+        'd' => add(Duration::try_days(amount)),
+        'h' | 'H' => add(Duration::try_hours(amount)),
+        'm' => add(Duration::try_minutes(amount)),
+        's' => add(Duration::try_seconds(amount)),
         _ => None,
     }
 }
@@ -369,6 +384,10 @@ mod tests {
         assert!(format.parse_value(&json!("2026-12-01T10:15:30Z")).is_err());
         assert_eq!(format.format(NOW), "2026-12-01 10:15:30");
         assert!(DateFormat::parse("yyyy-MM-dd QQ").is_err());
+        // A literal percent stays literal (it would otherwise be a chrono specifier).
+        let format = DateFormat::parse("yyyy'%q'MM").unwrap();
+        assert_eq!(format.format(NOW), "2026%q12");
+        assert_eq!(format.parse_str("2026%q12").ok(), None);
     }
 
     #[test]
@@ -391,5 +410,18 @@ mod tests {
             Ok(NOW - 30_500 - 15 * 60_000 - 3_600_000)
         );
         assert!(date_math("now-15q", NOW, &format, false).is_err());
+        // Any character is an error, never a panic.
+        for bad in [
+            "now×",
+            "now-1é",
+            "now/é",
+            "now+",
+            "now-",
+            "now/",
+            "now+99999999999999999y",
+            "now-9999999999999999w",
+        ] {
+            assert!(date_math(bad, NOW, &format, false).is_err(), "{bad}");
+        }
     }
 }

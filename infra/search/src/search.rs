@@ -134,10 +134,10 @@ impl SearchRequest {
             request.apply_body(body)?;
         }
         request.apply_params(params)?;
-        if request.from + request.size > MAX_RESULT_WINDOW {
+        if request.from.saturating_add(request.size) > MAX_RESULT_WINDOW {
             return Err(ApiError::illegal_argument(format!(
                 "Result window is too large, from + size must be less than or equal to: [{MAX_RESULT_WINDOW}] but was [{}]. See the scroll api for a more efficient way to request large data sets. This limit can be set by changing the [index.max_result_window] index level setting.",
-                request.from + request.size
+                request.from.saturating_add(request.size)
             )));
         }
         Ok(request)
@@ -262,7 +262,7 @@ struct IndexPart {
 pub fn search(indices: &[Arc<IndexStore>], request: &SearchRequest) -> ApiResult<Value> {
     let started = Instant::now();
     let now = now_millis();
-    let wanted = request.from + request.size;
+    let wanted = request.from.saturating_add(request.size);
     let calendar_bounds = calendar_bounds(indices, request, now)?;
     let bounds = |field: &str| -> ApiResult<Option<(i64, i64)>> {
         Ok(calendar_bounds

@@ -400,6 +400,11 @@ fn malformed_and_oversized_requests() {
         .as_str()
         .unwrap()
         .starts_with("no handler found for uri [/a/_update/1] and method [POST]"));
+    let (status, body) = node.json("GET", "/a/_search", json!({"from": u64::MAX, "size": 10}));
+    assert_eq!(
+        (status, body["error"]["type"].clone()),
+        (400, json!("illegal_argument_exception"))
+    );
     node.expect("GET", "/a/_search", json!({"size": 5, "highlight": {}}), 400, json!({"error": {
         "root_cause": [{"type": "parsing_exception", "reason": "Unknown key for a START_OBJECT in [highlight].", "line": 1, "col": 1}],
         "type": "parsing_exception", "reason": "Unknown key for a START_OBJECT in [highlight].", "line": 1, "col": 1}, "status": 400}));
