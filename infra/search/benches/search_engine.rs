@@ -109,21 +109,6 @@ fn peak_rss_mb() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-fn folder_bytes(path: &std::path::Path) -> u64 {
-    std::fs::read_dir(path)
-        .map(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .map(|e| match e.metadata() {
-                    Ok(m) if m.is_dir() => folder_bytes(&e.path()),
-                    Ok(m) => m.len(),
-                    Err(_) => 0,
-                })
-                .sum()
-        })
-        .unwrap_or(0)
-}
-
 fn timed(engine: &Engine, name: &str, body: Value, runs: usize) -> Value {
     let text = body.to_string();
     let mut times = Vec::new();
@@ -225,7 +210,7 @@ fn main() {
         11,
     );
 
-    let disk = folder_bytes(dir.path());
+    let disk = local_search::store::folder_size(dir.path());
     println!(
         "disk: {:.0} MB for {docs} documents ({:.0} MB per million)",
         disk as f64 / 1e6,

@@ -330,7 +330,8 @@ enum Converted {
     Ignored,
 }
 
-fn scalar_text(value: &Value) -> String {
+/// A JSON value as OpenSearch reads it as text: a string as it is, anything else as its JSON.
+pub fn scalar_text(value: &Value) -> String {
     match value {
         Value::String(s) => s.clone(),
         other => other.to_string(),

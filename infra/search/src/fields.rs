@@ -14,6 +14,7 @@ use tantivy::tokenizer::TextAnalyzer;
 use tantivy::{DateTime, Term};
 
 use crate::date::{date_math, DateFormat};
+use crate::document::scalar_text;
 use crate::error::{ApiError, ApiResult};
 use crate::mapping::{FieldMapping, Mapping, NumberType};
 use crate::store::{Fields, EXACT};
@@ -75,13 +76,6 @@ pub struct Resolver<'a> {
     pub now_millis: i64,
 }
 
-fn text_of(value: &Value) -> String {
-    match value {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
 impl Resolver<'_> {
     /// What `field` refers to.
     pub fn target(&self, field: &str) -> Target {
@@ -127,14 +121,14 @@ impl Resolver<'_> {
             .with("index_uuid", "_na_")
         };
         match kind {
-            ExactKind::Str => Ok(Typed::Str(text_of(value))),
+            ExactKind::Str => Ok(Typed::Str(scalar_text(value))),
             ExactKind::Integer | ExactKind::Float(_) => {
                 let number = match value {
                     Value::Number(n) => n.as_f64(),
                     Value::String(s) => s.trim().parse::<f64>().ok(),
                     _ => None,
                 }
-                .ok_or_else(|| failed(format!("For input string: \"{}\"", text_of(value))))?;
+                .ok_or_else(|| failed(format!("For input string: \"{}\"", scalar_text(value))))?;
                 Ok(match kind {
                     ExactKind::Integer if number.fract() == 0.0 => Typed::I64(number as i64),
                     ExactKind::Float(NumberType::Float) => Typed::F64(number as f32 as f64),
@@ -146,7 +140,7 @@ impl Resolver<'_> {
                 Value::String(s) if s == "true" || s == "false" => Ok(Typed::Bool(s == "true")),
                 other => Err(failed(format!(
                     "Can't parse boolean value [{}], expected [true] or [false]",
-                    text_of(other)
+                    scalar_text(other)
                 ))),
             },
             ExactKind::Date(mapped) => {
@@ -180,11 +174,11 @@ impl Resolver<'_> {
         match self.target(field) {
             Target::Unmapped | Target::Object { .. } => Ok(Box::new(EmptyQuery)),
             Target::Id => Ok(Box::new(TermQuery::new(
-                Term::from_field_text(self.fields.id, &text_of(value)),
+                Term::from_field_text(self.fields.id, &scalar_text(value)),
                 IndexRecordOption::Basic,
             ))),
             Target::Text { path } => Ok(Box::new(TermQuery::new(
-                self.text_term(&path, &text_of(value)),
+                self.text_term(&path, &scalar_text(value)),
                 IndexRecordOption::WithFreqs,
             ))),
             Target::Exact { path, kind } => {
@@ -218,14 +212,14 @@ impl Resolver<'_> {
             Target::Exact {
                 path,
                 kind: ExactKind::Str,
-            } => Ok(Box::new(TermSetQuery::new(
-                values
-                    .iter()
-                    .map(|v| self.exact_term(&path, &Typed::Str(text_of(v)))),
-            ))),
+            } => {
+                Ok(Box::new(TermSetQuery::new(values.iter().map(|v| {
+                    self.exact_term(&path, &Typed::Str(scalar_text(v)))
+                }))))
+            }
             Target::Id => {
                 Ok(Box::new(TermSetQuery::new(values.iter().map(|v| {
-                    Term::from_field_text(self.fields.id, &text_of(v))
+                    Term::from_field_text(self.fields.id, &scalar_text(v))
                 }))))
             }
             _ => {

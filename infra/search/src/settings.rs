@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 
+use crate::document::scalar_text;
 use crate::error::{ApiError, ApiResult};
 
 /// The served settings.
@@ -55,21 +56,14 @@ fn unsigned(key: &str, value: &Value) -> ApiResult<u32> {
     parsed.and_then(|n| u32::try_from(n).ok()).ok_or_else(|| {
         ApiError::illegal_argument(format!(
             "Failed to parse value [{}] for setting [{key}]",
-            text(value)
+            scalar_text(value)
         ))
     })
 }
 
-fn text(value: &Value) -> String {
-    match value {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
 /// `1s`, `500ms`, `2m`, `-1`.
 pub fn parse_interval(key: &str, value: &Value) -> ApiResult<Option<Duration>> {
-    let raw = text(value);
+    let raw = scalar_text(value);
     if raw == "-1" {
         return Ok(None);
     }

@@ -658,7 +658,8 @@ impl IndexStore {
     }
 }
 
-fn folder_size(folder: &Path) -> u64 {
+/// Bytes of every file under `folder` (0 when it cannot be read).
+pub fn folder_size(folder: &Path) -> u64 {
     std::fs::read_dir(folder)
         .map(|entries| {
             entries
