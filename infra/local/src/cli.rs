@@ -121,11 +121,7 @@ pub struct UpArgs {
 impl UpArgs {
     /// The stack configuration these options describe.
     pub fn config(&self) -> StackConfig {
-        let state_dir = self.state_dir.clone().unwrap_or_else(|| {
-            profile_dir()
-                .and_then(|d| d.parent().map(|t| t.join("local-stack")))
-                .unwrap_or_else(|| PathBuf::from("local-stack"))
-        });
+        let state_dir = self.state_dir.clone().unwrap_or_else(default_state_dir);
         let mut config = StackConfig::new(state_dir);
         if self.no_simulation {
             config = config.without_simulation();
@@ -161,6 +157,13 @@ impl UpArgs {
         }
         config
     }
+}
+
+/// `target/local-stack` (beside the build profile's folder), where `up` keeps its state.
+fn default_state_dir() -> PathBuf {
+    profile_dir()
+        .and_then(|d| d.parent().map(|t| t.join("local-stack")))
+        .unwrap_or_else(|| PathBuf::from("local-stack"))
 }
 
 /// Runs `up`: start, print where everything is, wait for Ctrl-C, stop cleanly.
@@ -224,11 +227,7 @@ pub async fn search(args: &SearchArgs) -> anyhow::Result<()> {
     let data_dir = match (&args.data_dir, args.in_memory) {
         (Some(folder), _) => Some(folder.clone()),
         (None, true) => None,
-        (None, false) => Some(
-            profile_dir()
-                .and_then(|d| d.parent().map(|t| t.join("local-stack").join("search")))
-                .unwrap_or_else(|| PathBuf::from("search")),
-        ),
+        (None, false) => Some(default_state_dir().join("search")),
     };
     let sigv4 = match &args.sigv4_credentials {
         Some(file) => Some(sigv4_verify::Verifier::new(
