@@ -186,7 +186,35 @@ impl Invocation {
             .span_builder(name)
             .with_kind(SpanKind::Server)
             .with_attributes(attributes);
+        Self::begin(telemetry, builder, decision, info.lambda_trace_id)
+    }
 
+    /// Starts the segment of an invocation that is not an HTTP request (an event source such as
+    /// Firehose, which carries no trace header): parented under Lambda's function segment when
+    /// Lambda tracing is active (policy rule 3), otherwise a new trace (rule 4).
+    pub fn start_event(telemetry: &Telemetry, name: &str, lambda_trace_id: Option<&str>) -> Self {
+        let headers = HeaderMap::new();
+        let info = RequestInfo {
+            method: &Method::POST,
+            uri: &Uri::from_static("/"),
+            headers: &headers,
+            lambda_trace_id,
+        };
+        let decision = decide(&info);
+        let builder = telemetry
+            .tracer()
+            .span_builder(name.to_owned())
+            .with_kind(SpanKind::Server);
+        Self::begin(telemetry, builder, decision, lambda_trace_id)
+    }
+
+    fn begin(
+        telemetry: &Telemetry,
+        builder: opentelemetry::trace::SpanBuilder,
+        decision: Decision,
+        lambda_trace_id: Option<&str>,
+    ) -> Self {
+        let tracer = telemetry.tracer();
         let extras = decision
             .header
             .as_ref()
@@ -263,7 +291,7 @@ impl Invocation {
             decision.source,
             ContextSource::Upstream | ContextSource::UpstreamRoot
         ) {
-            if let Some(lambda) = info.lambda_trace_id {
+            if let Some(lambda) = lambda_trace_id {
                 crate::record_metadata("lambda", serde_json::json!({ "trace_id": lambda }));
             }
         }
@@ -320,6 +348,23 @@ impl Invocation {
                 );
             }
             span.set_status(Status::error(message));
+        }
+        span.end();
+    }
+
+    /// Ends an event invocation's segment ([`Self::start_event`]), marked `fault` with the cause
+    /// when the invocation failed.
+    pub fn finish_event(self, fault: Option<&ErrorCause>) {
+        let span = self.cx.span();
+        if let Some(cause) = fault {
+            span.add_event(
+                "exception",
+                vec![
+                    KeyValue::new("exception.type", cause.kind.clone()),
+                    KeyValue::new("exception.message", cause.message.clone()),
+                ],
+            );
+            span.set_status(Status::error(cause.message.clone()));
         }
         span.end();
     }
