@@ -6,6 +6,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
+use crate::analytics;
 use crate::template::{reference, sub_text, Template};
 
 /// X-Ray's write and read actions: X-Ray has no resource-level permissions for them, so `*` is
@@ -159,7 +160,7 @@ pub const SERVICE_TABLES: &[ServiceTable] = &[
 ];
 
 /// Strings or lists of strings, as IAM and CloudFormation allow both.
-fn strings(value: &Value) -> Vec<&Value> {
+pub(crate) fn strings(value: &Value) -> Vec<&Value> {
     match value {
         Value::Array(items) => items.iter().collect(),
         Value::Null => Vec::new(),
@@ -167,7 +168,7 @@ fn strings(value: &Value) -> Vec<&Value> {
     }
 }
 
-fn is_type(template: &Template, id: &str, kind: &str) -> bool {
+pub(crate) fn is_type(template: &Template, id: &str, kind: &str) -> bool {
     template.resource(id).is_some_and(|r| r["Type"] == kind)
 }
 
@@ -349,7 +350,8 @@ fn crate_has_binary(crate_dir: &Path, binary: &str) -> bool {
 
 /// Roles: no managed policies, no wildcard actions, and a bare `*` resource only for X-Ray's
 /// actions (and, on roles of functions attached to a VPC, the VPC-attach actions). Other
-/// wildcards may only end a scoped ARN: a log group's streams or a Lattice service's paths.
+/// wildcards may only end a scoped ARN: a log group's streams, a Lattice service's paths, the
+/// objects of a bucket of this template or the paths of its OpenSearch domain.
 pub fn least_privilege(template: &Template) -> Vec<String> {
     let mut problems = Vec::new();
     let vpc_roles: BTreeSet<&str> = template
@@ -387,7 +389,8 @@ pub fn least_privilege(template: &Template) -> Vec<String> {
                         }
                     } else if let Some(text) = sub_text(resource) {
                         let scoped = text.ends_with(":log-stream:*")
-                            || service_paths(template, resource).is_some();
+                            || service_paths(template, resource).is_some()
+                            || analytics::scoped_wildcard(template, text);
                         if text.contains('*') && !scoped {
                             problems.push(format!("{id}: wildcard resource {text}"));
                         }
@@ -570,7 +573,8 @@ pub fn dashboard(template: &Template) -> Vec<String> {
 }
 
 /// Logs: the service network's access log goes to a `/aws/vendedlogs/` log group of this template,
-/// and every log group has a retention.
+/// and every log group has a retention. A second subscription may send it to a Firehose stream of
+/// this template (what that stream must be is `analytics`' to check).
 pub fn access_logs(template: &Template) -> Vec<String> {
     let mut problems = Vec::new();
     for (id, group) in template.of_type("AWS::Logs::LogGroup") {
@@ -583,31 +587,53 @@ pub fn access_logs(template: &Template) -> Vec<String> {
         .map(|(id, _)| id)
         .collect();
     for network in networks {
-        let subscription = template
+        let subscriptions: Vec<(&str, &Value)> = template
             .of_type("AWS::VpcLattice::AccessLogSubscription")
-            .find(|(_, s)| {
+            .filter(|(_, s)| {
                 reference(&s["Properties"]["ResourceIdentifier"]).map(|(r, _)| r) == Some(network)
-            });
-        let Some((id, subscription)) = subscription else {
+            })
+            .collect();
+        if subscriptions.is_empty() {
             problems.push(format!("{network}: no access-log subscription"));
             continue;
-        };
-        let destination = sub_text(&subscription["Properties"]["DestinationArn"]).unwrap_or("");
-        let group = destination
-            .rsplit_once(":log-group:${")
-            .and_then(|(_, rest)| rest.strip_suffix('}'));
-        let name = group.and_then(|g| template.resource(g)).and_then(|g| {
-            g["Properties"]["LogGroupName"]
-                .as_str()
-                .or_else(|| sub_text(&g["Properties"]["LogGroupName"]))
-        });
-        if !name.is_some_and(|n| n.starts_with("/aws/vendedlogs/")) {
+        }
+        let mut to_log_group = false;
+        for (id, subscription) in subscriptions {
+            let arn = &subscription["Properties"]["DestinationArn"];
+            if reference(arn).is_some_and(|(stream, attribute)| {
+                attribute == Some("Arn") && is_type(template, stream, analytics::STREAM)
+            }) {
+                continue;
+            }
+            to_log_group = true;
+            let destination = sub_text(arn).unwrap_or("");
+            if !is_vended_log_group(template, destination) {
+                problems.push(format!(
+                    "{id}: destination {destination} is not a /aws/vendedlogs/ log group of this template"
+                ));
+            }
+        }
+        if !to_log_group {
             problems.push(format!(
-                "{id}: destination {destination} is not a /aws/vendedlogs/ log group of this template"
+                "{network}: no access-log subscription to a /aws/vendedlogs/ log group"
             ));
         }
     }
     problems
+}
+
+/// Whether `destination` (`…:log-group:${Group}`) is a log group of this template whose name
+/// starts with `/aws/vendedlogs/`.
+fn is_vended_log_group(template: &Template, destination: &str) -> bool {
+    let group = destination
+        .rsplit_once(":log-group:${")
+        .and_then(|(_, rest)| rest.strip_suffix('}'));
+    let name = group.and_then(|g| template.resource(g)).and_then(|g| {
+        g["Properties"]["LogGroupName"]
+            .as_str()
+            .or_else(|| sub_text(&g["Properties"]["LogGroupName"]))
+    });
+    name.is_some_and(|n| n.starts_with("/aws/vendedlogs/"))
 }
 
 /// Tables: every DynamoDB table is a service's own ([`SERVICE_TABLES`]) with its fixed name and
@@ -854,9 +880,18 @@ pub fn table_variables(template: &Template) -> Vec<String> {
     problems
 }
 
-/// Every rule over one template.
+/// Every rule over one template. The analytics rules read the index template from the
+/// repository root (`template_dir/../..`), as `sam build` reads the crates from there.
 pub fn all(template: &Template, template_dir: &Path) -> Vec<String> {
+    let index_patterns =
+        analytics::index_patterns(&template_dir.join("../..").join(analytics::INDEX_TEMPLATE));
+    let (index_patterns, unreadable) = match index_patterns {
+        Ok(patterns) => (patterns, Vec::new()),
+        Err(problem) => (Vec::new(), vec![problem]),
+    };
     [
+        unreadable,
+        analytics::all(template, &index_patterns),
         lambda_target_groups(template),
         auth_policies(template),
         functions(template, template_dir),

@@ -2,12 +2,16 @@
 //! and `sam validate --lint` do not make: Lattice's Lambda target-group rules, auth-policy actions,
 //! tracing, least privilege, dashboard metrics that really exist, and each service's DynamoDB
 //! table (on demand, TTL, point-in-time recovery), reached only by its own function, with exactly
-//! the actions it calls.
+//! the actions it calls; and the optional traffic analytics (`TrafficAnalytics`: access log →
+//! Firehose → transform → OpenSearch), wired together, locked to this stack's roles, and absent
+//! from the core stack.
 //!
 //! `template` owns reading the YAML (CloudFormation's short-form tags turned into the long form);
 //! `checks` owns the rules, each returning the problems it finds so that tests can show a rule
-//! both passing on the real template and failing on a broken copy.
+//! both passing on the real template and failing on a broken copy; `analytics` holds the traffic
+//! analytics' rules, which `checks::all` runs with the rest.
 
+pub mod analytics;
 pub mod checks;
 pub mod template;
 

@@ -1,13 +1,14 @@
 //! The SAM template against the rules the linters miss (`aws_template::checks`), each rule shown
 //! to hold on the real template and to fail on a copy broken the way a person might break it;
-//! then the wiring only this stack has: who may invoke whom, and what each function is given.
+//! then the wiring only this stack has: who may invoke whom, and what each function is given;
+//! last, the traffic analytics (`aws_template::analytics`), held and broken the same way.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use aws_template::checks;
 use aws_template::template::{reference, repository_template, sub_text};
 use aws_template::Template;
+use aws_template::{analytics, checks};
 use serde_json::{json, Value};
 
 fn template() -> Template {
@@ -114,7 +115,7 @@ fn a_function_without_tracing_or_on_the_wrong_platform_is_caught() {
             .unwrap()
             .remove("Tracing");
     });
-    assert_eq!(checks::functions(&untraced, &template_dir()).len(), 4);
+    assert_eq!(checks::functions(&untraced, &template_dir()).len(), 5);
     let passthrough = broken(|root| {
         root["Resources"]["PaymentFunction"]["Properties"]["Tracing"] = json!("PassThrough");
     });
@@ -946,6 +947,7 @@ fn every_variable_the_template_sets_is_one_its_function_reads() {
         ("PaymentFunction", "services/payment"),
         ("InventoryFunction", "services/inventory"),
         ("LoadgenRunnerFunction", "loadgen"),
+        ("AccessLogTransformFunction", "analytics/transform"),
     ] {
         let source = source_of(&repository_root().join(crate_dir)) + &shared;
         let set = properties(&template, function)["Environment"]["Variables"]
@@ -1035,6 +1037,36 @@ fn the_outputs_give_what_loadgen_and_the_reader_need() {
             json!({"Ref": table})
         );
     }
+    for (output, value) in [
+        (
+            "AnalyticsDomainEndpoint",
+            json!({"Fn::Sub": "https://${AnalyticsDomain.DomainEndpoint}"}),
+        ),
+        (
+            "AnalyticsDashboardsUrl",
+            json!({"Fn::Sub": "https://${AnalyticsDomain.DomainEndpoint}/_dashboards"}),
+        ),
+        (
+            "AnalyticsDeliveryStreamName",
+            json!({"Ref": "AnalyticsDeliveryStream"}),
+        ),
+        (
+            "AnalyticsBackupBucketName",
+            json!({"Ref": "AnalyticsBackupBucket"}),
+        ),
+        (
+            "AnalyticsDashboardsRoleArn",
+            json!({"Fn::GetAtt": ["AnalyticsDashboardsRole", "Arn"]}),
+        ),
+        (
+            "AnalyticsFirehoseRoleArn",
+            json!({"Fn::GetAtt": ["AnalyticsFirehoseRole", "Arn"]}),
+        ),
+    ] {
+        let output = &template.root["Outputs"][output];
+        assert_eq!(output["Value"], value);
+        assert_eq!(output["Condition"], analytics::CONDITION);
+    }
 }
 
 #[test]
@@ -1092,4 +1124,498 @@ fn the_deployer_policy_covers_what_cloudformation_needs_for_every_resource_type(
     ] {
         assert!(allowed.contains(sam), "sam deploy needs {sam}");
     }
+}
+
+// ---------------------------------------------------------------- traffic analytics
+
+/// The traffic-analytics resources, every one carrying the condition.
+const ANALYTICS_RESOURCES: &[&str] = &[
+    "AnalyticsBackupBucket",
+    "AnalyticsBackupBucketPolicy",
+    "AccessLogTransformLogGroup",
+    "AnalyticsDeliveryLogGroup",
+    "AnalyticsDestinationLogStream",
+    "AnalyticsBackupLogStream",
+    "AccessLogTransformRole",
+    "AccessLogTransformFunction",
+    "AnalyticsFirehoseRole",
+    "AnalyticsDashboardsRole",
+    "AnalyticsDomain",
+    "AnalyticsDeliveryStream",
+    "AnalyticsAccessLogSubscription",
+];
+
+const DOMAIN_ARN: &str =
+    "arn:${AWS::Partition}:es:${AWS::Region}:${AWS::AccountId}:domain/lattice-analytics";
+
+fn remove(value: &mut Value, key: &str) {
+    value.as_object_mut().unwrap().remove(key);
+}
+
+fn index_patterns() -> Vec<String> {
+    analytics::index_patterns(&repository_root().join(analytics::INDEX_TEMPLATE)).unwrap()
+}
+
+fn assert_has(problems: &[String], wanted: &str) {
+    assert!(
+        problems.iter().any(|p| p == wanted),
+        "{wanted:?} not among {problems:#?}"
+    );
+}
+
+#[test]
+fn exactly_the_analytics_resources_and_outputs_carry_the_condition() {
+    let template = template();
+    let conditional: BTreeSet<&str> = template
+        .resources()
+        .filter(|(_, r)| r["Condition"] == analytics::CONDITION)
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(
+        conditional,
+        ANALYTICS_RESOURCES.iter().copied().collect::<BTreeSet<_>>()
+    );
+    for (name, output) in template.root["Outputs"].as_object().unwrap() {
+        let analytics_output = name.starts_with("Analytics");
+        assert_eq!(
+            output["Condition"] == analytics::CONDITION,
+            analytics_output,
+            "{name}"
+        );
+    }
+    let parameter = &template.root["Parameters"][analytics::PARAMETER];
+    assert_eq!(parameter["Default"], "false");
+    assert!(analytics::conditions(&template).is_empty());
+}
+
+#[test]
+fn an_analytics_piece_without_the_condition_or_a_core_piece_needing_one_is_caught() {
+    let unconditional =
+        |id: &'static str| broken(move |root| remove(&mut root["Resources"][id], "Condition"));
+    let problems = analytics::conditions(&unconditional("AnalyticsDomain"));
+    assert_has(&problems, "AnalyticsDomain: a traffic-analytics AWS::OpenSearchService::Domain without Condition WithTrafficAnalytics");
+    assert_has(&problems, "AnalyticsDomain: refers to AnalyticsDashboardsRole, which exists only with WithTrafficAnalytics, without carrying that condition");
+    // A role nothing else refers to references nothing conditional itself, but only analytics use it.
+    assert_eq!(
+        analytics::conditions(&unconditional("AnalyticsDashboardsRole")),
+        ["AnalyticsDashboardsRole: used only by traffic-analytics resources (AnalyticsDomain), but deployed without WithTrafficAnalytics"]
+    );
+    assert_eq!(
+        analytics::conditions(&unconditional("AnalyticsAccessLogSubscription")),
+        ["AnalyticsAccessLogSubscription: refers to AnalyticsDeliveryStream, which exists only with WithTrafficAnalytics, without carrying that condition"]
+    );
+    let output = broken(|root| remove(&mut root["Outputs"]["AnalyticsDashboardsUrl"], "Condition"));
+    assert_eq!(
+        analytics::conditions(&output),
+        ["Outputs.AnalyticsDashboardsUrl: refers to AnalyticsDomain, which exists only with WithTrafficAnalytics, without carrying that condition"]
+    );
+    // The core stack reaching into the analytics would fail to deploy without them.
+    let core = broken(|root| {
+        root["Resources"]["OrderFunction"]["Properties"]["Environment"]["Variables"]["STREAM"] =
+            json!({"Ref": "AnalyticsDeliveryStream"});
+    });
+    assert_eq!(
+        analytics::conditions(&core),
+        ["OrderFunction: refers to AnalyticsDeliveryStream, which exists only with WithTrafficAnalytics, without carrying that condition"]
+    );
+    let on_by_default = broken(|root| {
+        root["Parameters"]["TrafficAnalytics"]["Default"] = json!("true");
+    });
+    assert_eq!(analytics::conditions(&on_by_default).len(), 1);
+    let other_value = broken(|root| {
+        root["Conditions"]["WithTrafficAnalytics"]["Fn::Equals"][1] = json!("yes");
+    });
+    assert_eq!(analytics::conditions(&other_value).len(), 1);
+}
+
+#[test]
+fn the_domain_is_https_only_encrypted_and_under_fine_grained_access_control() {
+    let template = template();
+    assert!(analytics::domains(&template).is_empty());
+    let domain = |change: fn(&mut Value)| {
+        broken(move |root| change(&mut root["Resources"]["AnalyticsDomain"]["Properties"]))
+    };
+    for (change, problem) in [
+        (
+            (|p: &mut Value| p["DomainEndpointOptions"]["EnforceHTTPS"] = json!(false)) as fn(&mut Value),
+            "AnalyticsDomain: /DomainEndpointOptions/EnforceHTTPS must be true",
+        ),
+        (
+            |p| p["DomainEndpointOptions"]["TLSSecurityPolicy"] = json!("Policy-Min-TLS-1-0-2019-07"),
+            "AnalyticsDomain: DomainEndpointOptions.TLSSecurityPolicy must be a Policy-Min-TLS-1-2 policy",
+        ),
+        (
+            |p| p["EncryptionAtRestOptions"]["Enabled"] = json!(false),
+            "AnalyticsDomain: /EncryptionAtRestOptions/Enabled must be true",
+        ),
+        (
+            |p| remove(p, "NodeToNodeEncryptionOptions"),
+            "AnalyticsDomain: /NodeToNodeEncryptionOptions/Enabled must be true",
+        ),
+        (
+            |p| p["AdvancedSecurityOptions"]["Enabled"] = json!(false),
+            "AnalyticsDomain: /AdvancedSecurityOptions/Enabled must be true",
+        ),
+        (
+            |p| p["AdvancedSecurityOptions"]["InternalUserDatabaseEnabled"] = json!(true),
+            "AnalyticsDomain: /AdvancedSecurityOptions/InternalUserDatabaseEnabled must be false",
+        ),
+        (
+            |p| p["EngineVersion"] = json!("Elasticsearch_7.10"),
+            "AnalyticsDomain: EngineVersion must be OpenSearch_X.Y",
+        ),
+    ] {
+        assert_eq!(analytics::domains(&domain(change)), [problem]);
+    }
+    let password = domain(|p| {
+        p["AdvancedSecurityOptions"]["MasterUserOptions"] =
+            json!({"MasterUserName": "admin", "MasterUserPassword": "hunter2"});
+    });
+    let problems = analytics::domains(&password);
+    assert_has(
+        &problems,
+        "AnalyticsDomain: MasterUserOptions.MasterUserARN must be a role of this template",
+    );
+    assert_has(
+        &problems,
+        "AnalyticsDomain: a master user name or password in the template",
+    );
+}
+
+/// A copy with statement `index` of the domain's access policy changed.
+fn with_access_statement(index: usize, change: impl FnOnce(&mut Value)) -> Template {
+    broken(move |root| {
+        change(
+            &mut root["Resources"]["AnalyticsDomain"]["Properties"]["AccessPolicies"]["Statement"]
+                [index],
+        )
+    })
+}
+
+#[test]
+fn the_domain_answers_only_this_stacks_two_roles_and_firehose_no_wider_than_its_role() {
+    let template = template();
+    let policy = &properties(&template, "AnalyticsDomain")["AccessPolicies"];
+    assert!(!policy.to_string().contains("\"*\""), "{policy}");
+    let everyone = "AnalyticsDomain: principal \"*\" - only roles of this template, never *";
+    let names_wrong = "AnalyticsDomain: the access policy names {\"AnalyticsFirehoseRole\"}, must name exactly {\"AnalyticsDashboardsRole\", \"AnalyticsFirehoseRole\"} (the master user and the roles Firehose writes as)";
+    let open = with_access_statement(0, |s| s["Principal"] = json!("*"));
+    assert_eq!(analytics::domains(&open), [everyone, names_wrong]);
+    let open_aws = with_access_statement(0, |s| s["Principal"] = json!({"AWS": "*"}));
+    assert_has(
+        &analytics::domains(&open_aws),
+        "AnalyticsDomain: principal {\"AWS\":\"*\"} - only roles of this template, never *",
+    );
+    let account = with_access_statement(0, |s| {
+        s["Principal"]["AWS"] =
+            json!({"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"})
+    });
+    assert_eq!(analytics::domains(&account).len(), 2);
+    let stranger = with_access_statement(1, |s| {
+        s["Principal"]["AWS"] = json!({"Fn::GetAtt": ["LoadgenRole", "Arn"]})
+    });
+    assert_has(&analytics::domains(&stranger), "AnalyticsDomain: the access policy names {\"AnalyticsDashboardsRole\", \"AnalyticsFirehoseRole\", \"LoadgenRole\"}, must name exactly {\"AnalyticsDashboardsRole\", \"AnalyticsFirehoseRole\"} (the master user and the roles Firehose writes as)");
+    let everything = with_access_statement(0, |s| s["Action"] = json!("es:*"));
+    assert_eq!(
+        analytics::domains(&everything),
+        ["AnalyticsDomain: es:* - the access policy allows only es:ESHttp* actions, spelled out"]
+    );
+    let anywhere = with_access_statement(0, |s| s["Resource"] = json!("*"));
+    assert_eq!(
+        analytics::domains(&anywhere),
+        [format!(
+            "AnalyticsDomain: resource * is not a path of this domain ({DOMAIN_ARN}/…)"
+        )]
+    );
+    // Within one account an allow in either policy suffices: the access policy must not widen
+    // what Firehose's own role allows.
+    let wider = with_access_statement(2, |s| {
+        s["Resource"] = json!({"Fn::Sub": format!("{DOMAIN_ARN}/*")})
+    });
+    assert_eq!(
+        analytics::domains(&wider),
+        [format!("AnalyticsDomain: grants AnalyticsFirehoseRole es:ESHttpGet on {DOMAIN_ARN}/*, which AnalyticsFirehoseRole's own policy does not")]
+    );
+}
+
+#[test]
+fn the_dashboards_role_is_for_this_account_and_http_requests_to_the_domain_only() {
+    assert!(analytics::dashboards_roles(&template()).is_empty());
+    let public = broken(|root| {
+        root["Resources"]["AnalyticsDashboardsRole"]["Properties"]["AssumeRolePolicyDocument"]
+            ["Statement"][0]["Principal"] = json!({"AWS": "*"});
+    });
+    assert_eq!(analytics::dashboards_roles(&public).len(), 1);
+    let admin = with_statement(
+        "AnalyticsDashboardsRole",
+        json!({"Effect": "Allow", "Action": "es:DeleteDomain", "Resource": {"Fn::Sub": DOMAIN_ARN}}),
+    );
+    assert_eq!(
+        analytics::dashboards_roles(&admin),
+        [format!("AnalyticsDashboardsRole: es:DeleteDomain on {DOMAIN_ARN} - the master user may only send HTTP requests (es:ESHttp*) to {DOMAIN_ARN}/…")]
+    );
+}
+
+fn with_stream(change: impl FnOnce(&mut Value)) -> Template {
+    broken(move |root| change(&mut root["Resources"]["AnalyticsDeliveryStream"]["Properties"]))
+}
+
+#[test]
+fn the_stream_is_tagged_transformed_at_1_mb_60_s_rotated_daily_and_backs_up_failures() {
+    let patterns = index_patterns();
+    let template = template();
+    let index = properties(&template, "AnalyticsDeliveryStream")
+        ["AmazonopensearchserviceDestinationConfiguration"]["IndexName"]
+        .as_str()
+        .unwrap();
+    assert!(patterns.contains(&format!("{index}-*")), "{patterns:?}");
+    assert!(analytics::delivery_streams(&template, &patterns).is_empty());
+    let d = "AmazonopensearchserviceDestinationConfiguration";
+    let params = |p: &mut Value| -> Value {
+        p[d]["ProcessingConfiguration"]["Processors"][0]["Parameters"].take()
+    };
+    for (change, problem) in [
+        (
+            (|p: &mut Value| remove(p, "Tags")) as fn(&mut Value),
+            "AnalyticsDeliveryStream: no tag LogDeliveryEnabled=true (vended-log delivery writes only to streams with it)".to_owned(),
+        ),
+        (
+            |p| p["DeliveryStreamType"] = json!("KinesisStreamAsSource"),
+            "AnalyticsDeliveryStream: DeliveryStreamType must be DirectPut (Lattice puts the records)".to_owned(),
+        ),
+        (
+            |p| p["AmazonopensearchserviceDestinationConfiguration"]["IndexRotationPeriod"] = json!("NoRotation"),
+            "AnalyticsDeliveryStream: IndexRotationPeriod must be OneDay, is \"NoRotation\"".to_owned(),
+        ),
+        (
+            |p| p["AmazonopensearchserviceDestinationConfiguration"]["S3BackupMode"] = json!("AllDocuments"),
+            "AnalyticsDeliveryStream: S3BackupMode must be FailedDocumentsOnly, is \"AllDocuments\"".to_owned(),
+        ),
+        (
+            |p| p["AmazonopensearchserviceDestinationConfiguration"]["IndexName"] = json!("lattice"),
+            "AnalyticsDeliveryStream: IndexName lattice writes lattice-YYYY-MM-DD, but lattice-* is not one of the index template's index_patterns [\"lattice-access-*\"]".to_owned(),
+        ),
+        (
+            |p| p["AmazonopensearchserviceDestinationConfiguration"]["ProcessingConfiguration"]["Enabled"] = json!(false),
+            "AnalyticsDeliveryStream: ProcessingConfiguration.Enabled must be true".to_owned(),
+        ),
+        (
+            |p| p["AmazonopensearchserviceDestinationConfiguration"]["CloudWatchLoggingOptions"]["Enabled"] = json!(false),
+            "AnalyticsDeliveryStream: CloudWatchLoggingOptions must be enabled, to !Ref <a log group of this template> and !Ref <a log stream of that group>".to_owned(),
+        ),
+        (
+            |p| p["AmazonopensearchserviceDestinationConfiguration"]["S3Configuration"]["BucketARN"] = json!("arn:aws:s3:::somebody-elses"),
+            "AnalyticsDeliveryStream: S3Configuration.BucketARN must be !GetAtt <a bucket of this template>.Arn".to_owned(),
+        ),
+    ] {
+        assert_eq!(analytics::delivery_streams(&with_stream(change), &patterns), [problem]);
+    }
+    for (name, value, problem) in [
+        ("BufferSizeInMBs", json!("3"), "AnalyticsDeliveryStream: processor BufferSizeInMBs must be 1, is Some(\"3\")"),
+        ("BufferIntervalInSeconds", json!("300"), "AnalyticsDeliveryStream: processor BufferIntervalInSeconds must be 60, is Some(\"300\")"),
+        ("LambdaArn", json!({"Fn::GetAtt": ["OrderFunction", "Arn"]}), "AnalyticsDeliveryStream: the processor invokes \"${OrderFunction.Arn}\", not AccessLogTransformFunction"),
+    ] {
+        let template = with_stream(|p| {
+            let mut parameters = params(p);
+            for parameter in parameters.as_array_mut().unwrap() {
+                if parameter["ParameterName"] == name {
+                    parameter["ParameterValue"] = value.clone();
+                }
+            }
+            p[d]["ProcessingConfiguration"]["Processors"][0]["Parameters"] = parameters;
+        });
+        assert_eq!(analytics::delivery_streams(&template, &patterns), [problem]);
+    }
+    let unsubscribed = broken(|root| {
+        remove(&mut root["Resources"], "AnalyticsAccessLogSubscription");
+    });
+    assert_eq!(
+        analytics::delivery_streams(&unsubscribed, &patterns),
+        ["AnalyticsDeliveryStream: no service network's access-log subscription delivers to it"]
+    );
+    // An index template whose patterns would not cover the daily indices.
+    assert_eq!(
+        analytics::delivery_streams(&template, &["lattice-*-access".to_owned()]).len(),
+        1
+    );
+}
+
+#[test]
+fn the_firehose_role_holds_only_what_the_firehose_guide_lists() {
+    let template = template();
+    assert!(analytics::firehose_roles(&template).is_empty());
+    // The guide's scoped wildcards (bucket objects, domain paths) are no least-privilege problem.
+    assert!(checks::least_privilege(&template).is_empty());
+    let transform =
+        "[\"${AccessLogTransformFunction.Arn}\", \"${AccessLogTransformFunction.Arn}:$LATEST\"]";
+    let log_stream = |s: &str| {
+        format!("arn:${{AWS::Partition}}:logs:${{AWS::Region}}:${{AWS::AccountId}}:log-group:${{AnalyticsDeliveryLogGroup}}:log-stream:${{{s}}}")
+    };
+    for (statement, problem) in [
+        (
+            json!({"Effect": "Allow", "Action": "lambda:InvokeFunction", "Resource": {"Fn::GetAtt": ["OrderFunction", "Arn"]}}),
+            format!("AnalyticsFirehoseRole: lambda:InvokeFunction on ${{OrderFunction.Arn}} - Firehose needs it only on {transform}"),
+        ),
+        (
+            json!({"Effect": "Allow", "Action": "es:ESHttpGet", "Resource": {"Fn::Sub": format!("{DOMAIN_ARN}/*")}}),
+            format!("AnalyticsFirehoseRole: es:ESHttpGet on {DOMAIN_ARN}/* - Firehose needs it only on {:?}", analytics::firehose_get_paths("lattice-access").iter().map(|p| format!("{DOMAIN_ARN}/{p}")).collect::<Vec<_>>()),
+        ),
+        (
+            json!({"Effect": "Allow", "Action": "es:ESHttpDelete", "Resource": {"Fn::Sub": format!("{DOMAIN_ARN}/*")}}),
+            "AnalyticsFirehoseRole: es:ESHttpDelete - not an action Firehose needs (the Firehose guide's list)".to_owned(),
+        ),
+        (
+            json!({"Effect": "Allow", "Action": "logs:PutLogEvents", "Resource": {"Fn::Sub": "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:${AnalyticsDeliveryLogGroup}:log-stream:*"}}),
+            format!("AnalyticsFirehoseRole: logs:PutLogEvents on arn:${{AWS::Partition}}:logs:${{AWS::Region}}:${{AWS::AccountId}}:log-group:${{AnalyticsDeliveryLogGroup}}:log-stream:* - Firehose needs it only on {:?}", [log_stream("AnalyticsDestinationLogStream"), log_stream("AnalyticsBackupLogStream")]),
+        ),
+        (
+            json!({"Effect": "Allow", "Action": "dynamodb:GetItem", "Resource": {"Fn::GetAtt": ["InventoryTable", "Arn"]}}),
+            "AnalyticsFirehoseRole: dynamodb:GetItem - not an action Firehose needs (the Firehose guide's list)".to_owned(),
+        ),
+    ] {
+        assert_eq!(
+            analytics::firehose_roles(&with_statement("AnalyticsFirehoseRole", statement)),
+            [problem]
+        );
+    }
+    let anything = with_statement(
+        "AnalyticsFirehoseRole",
+        json!({"Effect": "Allow", "Action": "s3:PutObject", "Resource": "*"}),
+    );
+    assert_eq!(
+        checks::least_privilege(&anything),
+        ["AnalyticsFirehoseRole: s3:PutObject on every resource (*)"]
+    );
+    let other_domain = with_statement(
+        "AnalyticsFirehoseRole",
+        json!({"Effect": "Allow", "Action": "es:ESHttpPost", "Resource": {"Fn::Sub": "arn:${AWS::Partition}:es:${AWS::Region}:${AWS::AccountId}:domain/other/*"}}),
+    );
+    assert_eq!(
+        checks::least_privilege(&other_domain),
+        ["AnalyticsFirehoseRole: wildcard resource arn:${AWS::Partition}:es:${AWS::Region}:${AWS::AccountId}:domain/other/*"]
+    );
+    let any_account = broken(|root| {
+        remove(
+            &mut root["Resources"]["AnalyticsFirehoseRole"]["Properties"]
+                ["AssumeRolePolicyDocument"]["Statement"][0],
+            "Condition",
+        );
+    });
+    assert_eq!(analytics::firehose_roles(&any_account).len(), 1);
+    let cannot_invoke = broken(|root| {
+        root["Resources"]["AnalyticsFirehoseRole"]["Properties"]["Policies"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|p| p["PolicyName"] != "invoke-transform");
+    });
+    assert_eq!(
+        analytics::firehose_roles(&cannot_invoke),
+        ["AnalyticsFirehoseRole: no lambda:InvokeFunction, which Firehose needs to deliver"]
+    );
+}
+
+#[test]
+fn the_backup_bucket_is_encrypted_private_expiring_and_tls_only() {
+    assert!(analytics::backup_buckets(&template()).is_empty());
+    let bucket = |change: fn(&mut Value)| {
+        broken(move |root| change(&mut root["Resources"]["AnalyticsBackupBucket"]["Properties"]))
+    };
+    for (change, problem) in [
+        (
+            (|p: &mut Value| remove(p, "BucketEncryption")) as fn(&mut Value),
+            "AnalyticsBackupBucket: no default server-side encryption",
+        ),
+        (
+            |p| p["PublicAccessBlockConfiguration"]["RestrictPublicBuckets"] = json!(false),
+            "AnalyticsBackupBucket: PublicAccessBlockConfiguration.RestrictPublicBuckets must be true",
+        ),
+        (
+            |p| remove(&mut p["LifecycleConfiguration"]["Rules"][0], "AbortIncompleteMultipartUpload"),
+            "AnalyticsBackupBucket: no enabled lifecycle rule that expires objects and aborts incomplete multipart uploads",
+        ),
+        (
+            |p| p["LifecycleConfiguration"]["Rules"][0]["Status"] = json!("Disabled"),
+            "AnalyticsBackupBucket: no enabled lifecycle rule that expires objects and aborts incomplete multipart uploads",
+        ),
+    ] {
+        assert_eq!(analytics::backup_buckets(&bucket(change)), [problem]);
+    }
+    let tls_problem = "AnalyticsBackupBucket: no bucket policy denying s3:* on the bucket and its objects when aws:SecureTransport is false";
+    let plain_http = broken(|root| {
+        root["Resources"]["AnalyticsBackupBucketPolicy"]["Properties"]["PolicyDocument"]
+            ["Statement"][0]["Condition"]["Bool"]["aws:SecureTransport"] = json!("true");
+    });
+    assert_eq!(analytics::backup_buckets(&plain_http), [tls_problem]);
+    let bucket_only = broken(|root| {
+        root["Resources"]["AnalyticsBackupBucketPolicy"]["Properties"]["PolicyDocument"]
+            ["Statement"][0]["Resource"] = json!({"Fn::GetAtt": ["AnalyticsBackupBucket", "Arn"]});
+    });
+    assert_eq!(analytics::backup_buckets(&bucket_only), [tls_problem]);
+}
+
+#[test]
+fn the_transform_is_outside_the_vpc_not_behind_lattice_and_names_every_service() {
+    let template = template();
+    assert!(analytics::transform(&template).is_empty());
+    assert_eq!(
+        properties(&template, "AccessLogTransformFunction")["Environment"]["Variables"]
+            ["SERVICE_NAMES"],
+        json!({"Fn::Sub": "${OrderService.Arn}=order,${PaymentService.Arn}=payment,${InventoryService.Arn}=inventory"})
+    );
+    let function = |change: fn(&mut Value)| {
+        broken(move |root| {
+            change(&mut root["Resources"]["AccessLogTransformFunction"]["Properties"])
+        })
+    };
+    let in_vpc = broken(|root| {
+        root["Resources"]["AccessLogTransformFunction"]["Properties"]["VpcConfig"] =
+            root["Resources"]["OrderFunction"]["Properties"]["VpcConfig"].clone();
+    });
+    assert_eq!(
+        analytics::transform(&in_vpc),
+        ["AccessLogTransformFunction: not in the VPC (it talks to no one)"]
+    );
+    let behind_lattice = broken(|root| {
+        root["Resources"]["OrderTargetGroup"]["Properties"]["Targets"][0]["Id"] =
+            json!({"Fn::GetAtt": ["AccessLogTransformFunction", "Arn"]});
+    });
+    assert_eq!(
+        analytics::transform(&behind_lattice),
+        ["AccessLogTransformFunction: not behind Lattice (Firehose invokes it)"]
+    );
+    let slow = function(|p| p["Timeout"] = json!(900));
+    assert_eq!(
+        analytics::transform(&slow),
+        ["AccessLogTransformFunction: Timeout must be at most 300 s (Firehose's invocation limit)"]
+    );
+    let two_services = function(|p| {
+        p["Environment"]["Variables"]["SERVICE_NAMES"] =
+            json!({"Fn::Sub": "${OrderService.Arn}=order,${PaymentService.Arn}=payment"})
+    });
+    assert_eq!(analytics::transform(&two_services).len(), 1);
+    let misnamed = function(
+        |p| p["Environment"]["Variables"]["SERVICE_NAMES"] = json!({"Fn::Sub": "${OrderService.Arn}=orders,${PaymentService.Arn}=payment,${InventoryService.Arn}=inventory"}),
+    );
+    assert_eq!(analytics::transform(&misnamed).len(), 1);
+    let extra = function(|p| p["Environment"]["Variables"]["RUST_LOG"] = json!("debug"));
+    assert_eq!(
+        analytics::transform(&extra),
+        ["AccessLogTransformFunction: must be given SERVICE_NAMES only, has [\"RUST_LOG\", \"SERVICE_NAMES\"]"]
+    );
+}
+
+#[test]
+fn the_access_log_goes_to_cloudwatch_logs_and_with_analytics_to_the_stream_as_well() {
+    let template = template();
+    let subscriptions: BTreeSet<String> = template
+        .of_type("AWS::VpcLattice::AccessLogSubscription")
+        .map(|(_, s)| s["Properties"]["DestinationArn"].to_string())
+        .collect();
+    assert_eq!(subscriptions.len(), 2, "{subscriptions:?}");
+    assert!(checks::access_logs(&template).is_empty());
+    let stream_only = broken(|root| remove(&mut root["Resources"], "AccessLogSubscription"));
+    assert_eq!(
+        checks::access_logs(&stream_only),
+        ["ServiceNetwork: no access-log subscription to a /aws/vendedlogs/ log group"]
+    );
 }
