@@ -9,6 +9,8 @@
 //! - [`lambda`]: the Runtime API and execution environments running the real binaries.
 //! - [`lattice`]: VPC Lattice: listeners, SigV4, auth policies, V2 events, access logs, metrics.
 //! - [`dynamodb`]: the DynamoDB server (embedded dynoxide, or external), tables and stock.
+//! - [`firehose`]: the delivery stream the access log is subscribed to: the real transform
+//!   binary as processor, the search engine as destination, a folder as the S3 backup.
 //! - [`search`]: the search engine (`local-search`, OpenSearch's REST API) the analytics use.
 //! - [`stack`]: everything wired together, and the state file other processes read.
 //! - [`binaries`]: finding (and building) the service binaries.
@@ -20,6 +22,8 @@ pub mod binaries;
 pub mod cli;
 #[cfg(feature = "stack")]
 pub mod dynamodb;
+#[cfg(feature = "stack")]
+pub mod firehose;
 pub mod http_server;
 pub mod json_lines;
 pub mod lambda;

@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 
 use crate::binaries::{build_service_binaries, service_binary};
 use crate::dynamodb::{DynamoDbSetup, DynamoDbState, StackDynamoDb};
+use crate::firehose::{DeliveryStream, FirehoseSetup, SearchEndpoint, TRANSFORM_FUNCTION};
 use crate::json_lines::JsonLinesFile;
 use crate::lambda::facade::{Facade, FacadeSampling};
 use crate::lambda::function::{Function, FunctionConfig};
@@ -91,6 +92,9 @@ pub struct StackConfig {
     pub dynamodb: DynamoDbSetup,
     /// The search engine (OpenSearch's API).
     pub search: SearchSetup,
+    /// Traffic analytics: the access log also streams into a Firehose stream whose transform
+    /// (the real `access-log-transform` binary) feeds the search engine. `None`: off.
+    pub analytics: Option<FirehoseSetup>,
 }
 
 impl StackConfig {
@@ -120,6 +124,7 @@ impl StackConfig {
             functions_xray_daemon: None,
             dynamodb: DynamoDbSetup::default(),
             search: SearchSetup::default(),
+            analytics: Some(FirehoseSetup::default()),
         }
     }
 
@@ -132,6 +137,7 @@ impl StackConfig {
         }
         config.search.port = 0;
         config.search.storage = SearchStorage::Memory;
+        config.analytics = None;
         config
     }
 
@@ -183,6 +189,22 @@ pub struct StackState {
     pub dynamodb: DynamoDbState,
     /// The search engine (OpenSearch's REST API).
     pub search: SearchState,
+    /// The traffic analytics' stream, when on.
+    #[serde(default)]
+    pub analytics: Option<AnalyticsState>,
+}
+
+/// The traffic analytics in the state file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AnalyticsState {
+    /// The delivery stream's ARN.
+    pub delivery_stream_arn: String,
+    /// The transform function's name.
+    pub transform_function: String,
+    /// The indices documents go to (`lattice-access-YYYY-MM-DD`).
+    pub index_pattern: String,
+    /// The S3 backup bucket's folder (`processing-failed/`, `AmazonOpenSearchService-failed/`).
+    pub backup_dir: PathBuf,
 }
 
 /// One service in the state file.
@@ -236,6 +258,9 @@ pub enum StackError {
     /// DynamoDB could not be set up.
     #[error("DynamoDB: {0}")]
     DynamoDb(String),
+    /// The traffic analytics could not be set up.
+    #[error("traffic analytics: {0}")]
+    Analytics(String),
     /// The search engine did not start.
     #[error(transparent)]
     Search(#[from] local_search::StartError),
@@ -268,6 +293,8 @@ pub struct LocalStack {
     pub dynamodb: StackDynamoDb,
     /// The search engine.
     pub search: local_search::SearchServer,
+    /// The traffic analytics' delivery stream, when on.
+    pub firehose: Option<Arc<DeliveryStream>>,
     network: Arc<LatticeNetwork>,
     facade: Arc<Facade>,
     invoke_api: InvokeApi,
@@ -469,11 +496,18 @@ impl LocalStack {
 
         let order_url = url_of("order");
         let rebuild = config.rebuild_binaries;
-        let binaries = tokio::task::spawn_blocking(move || {
+        let mut names = SERVICES.to_vec();
+        if config.analytics.is_some() {
+            names.push(TRANSFORM_FUNCTION);
+        }
+        let mut binaries = tokio::task::spawn_blocking(move || {
             if rebuild {
-                build_service_binaries(&SERVICES)
+                build_service_binaries(&names)
             } else {
-                SERVICES.iter().map(|name| service_binary(name)).collect()
+                names
+                    .iter()
+                    .map(|name| service_binary(name))
+                    .collect::<Result<Vec<_>, _>>()
             }
         })
         .await
@@ -482,6 +516,8 @@ impl LocalStack {
             source: std::io::Error::other(e.to_string()),
         })?
         .map_err(io("building the services"))?;
+        let transform_binary =
+            (binaries.len() > SERVICES.len()).then(|| binaries.remove(SERVICES.len()));
         let mut functions = BTreeMap::new();
         for (name, binary) in SERVICES.into_iter().zip(binaries) {
             let key = credentials
@@ -521,11 +557,6 @@ impl LocalStack {
             functions.insert(name.to_owned(), Arc::new(function));
         }
 
-        let access_log_path = config.state_dir.join("access-log.jsonl");
-        let access_log = Arc::new(
-            AccessLogWriter::to_file(&access_log_path)
-                .map_err(io(format!("opening {}", access_log_path.display())))?,
-        );
         let metrics = Arc::new(MetricsRecorder::default());
         let keys = credentials
             .index()
@@ -537,6 +568,28 @@ impl LocalStack {
             &config.region,
         )
         .await?;
+        let analytics = match (&config.analytics, transform_binary) {
+            (Some(setup), Some(binary)) => Some(
+                start_analytics(
+                    &config,
+                    setup,
+                    &topology,
+                    binary,
+                    &search_state,
+                    &daemon,
+                    &facade,
+                )
+                .await?,
+            ),
+            _ => None,
+        };
+        let access_log_path = config.state_dir.join("access-log.jsonl");
+        let mut access_log_writer = AccessLogWriter::to_file(&access_log_path)
+            .map_err(io(format!("opening {}", access_log_path.display())))?;
+        if let Some((stream, _)) = &analytics {
+            access_log_writer = access_log_writer.with_subscriber(Arc::clone(stream) as _);
+        }
+        let access_log = Arc::new(access_log_writer);
         let network = Arc::new(LatticeNetwork::new(
             topology.clone(),
             Verifier::new(keys, config.region.clone(), SigningRules::lattice()),
@@ -628,6 +681,7 @@ impl LocalStack {
             lambda_endpoint: format!("http://{}", invoke_api.addr),
             dynamodb: dynamodb.state.clone(),
             search: search_state,
+            analytics: analytics.as_ref().map(|(_, state)| state.clone()),
         };
         let state_path = StackState::path(&config.state_dir);
         std::fs::write(
@@ -646,6 +700,7 @@ impl LocalStack {
             state,
             dynamodb,
             search,
+            firehose: analytics.map(|(stream, _)| stream),
             network,
             facade,
             invoke_api,
@@ -713,10 +768,18 @@ impl LocalStack {
             flusher,
             dynamodb,
             search,
+            firehose,
             ..
         } = self;
         drop(listeners);
         flusher.abort();
+        if let Some(stream) = &firehose {
+            let stats = stream.drain(Duration::from_secs(10)).await;
+            if stats.accounted() < stats.received {
+                tracing::warn!(?stats, "the delivery stream stopped with records in flight");
+            }
+            stream.stop().await;
+        }
         write_metrics(&metrics_log, &metrics.drain_all());
         access_log.flush();
         if let Some(raw) = &raw_log {
@@ -732,6 +795,61 @@ impl LocalStack {
         let _ = tokio::task::spawn_blocking(move || dynamodb.stop()).await;
         search.stop().await;
     }
+}
+
+/// The traffic analytics: the transform function, the index template installed, the stream.
+async fn start_analytics(
+    config: &StackConfig,
+    setup: &FirehoseSetup,
+    topology: &NetworkTopology,
+    binary: PathBuf,
+    search: &SearchState,
+    daemon: &XrayDaemon,
+    facade: &Arc<Facade>,
+) -> Result<(Arc<DeliveryStream>, AnalyticsState), StackError> {
+    let service_names: Vec<String> = SERVICES
+        .iter()
+        .filter_map(|name| Some(format!("{}={name}", topology.service(name)?.service_arn)))
+        .collect();
+    let mut env = vec![("SERVICE_NAMES".to_owned(), service_names.join(","))];
+    env.extend(setup.transform_env.iter().cloned());
+    let transform = Arc::new(
+        Function::new(FunctionConfig {
+            name: TRANSFORM_FUNCTION.to_owned(),
+            binary,
+            env,
+            memory_mb: 256,
+            timeout: Duration::from_secs(60),
+            concurrency: 2,
+            region: config.region.clone(),
+            account_id: config.account_id.clone(),
+            xray_daemon: Some(daemon.addr.to_string()),
+            show_logs: config.show_logs,
+        })
+        .with_facade(Arc::clone(facade)),
+    );
+    let endpoint = SearchEndpoint {
+        url: search.url.clone(),
+        basic_auth: config.search.basic_auth.clone(),
+    };
+    crate::firehose::install_index_template(&endpoint)
+        .await
+        .map_err(|e| StackError::Analytics(format!("installing the index template: {e}")))?;
+    let backup_dir = config.state_dir.join("firehose-backup");
+    let arn = format!(
+        "arn:aws:firehose:{}:{}:deliverystream/{}",
+        config.region,
+        config.account_id,
+        crate::firehose::STREAM_NAME
+    );
+    let stream = DeliveryStream::start(setup.clone(), arn, transform, endpoint, &backup_dir);
+    let state = AnalyticsState {
+        delivery_stream_arn: stream.arn.clone(),
+        transform_function: TRANSFORM_FUNCTION.to_owned(),
+        index_pattern: format!("{}-*", crate::firehose::STREAM_NAME),
+        backup_dir,
+    };
+    Ok((Arc::new(stream), state))
 }
 
 fn write_metrics(log: &JsonLinesFile, lines: &[String]) {

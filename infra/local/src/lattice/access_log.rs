@@ -83,11 +83,20 @@ pub fn start_time(at: SystemTime) -> String {
     humantime::format_rfc3339_seconds(at).to_string()
 }
 
-/// Where access-log lines go: a JSON-lines file (when configured), and per-service counts of
-/// every line written, so a run can check "one line per request" without re-reading the file.
+/// A second destination of the access log (an access-log subscription of another destination
+/// type: the stack's Firehose stream). Must not block: it runs on the request path.
+pub trait LogSubscriber: Send + Sync + std::fmt::Debug {
+    /// Takes one line.
+    fn deliver(&self, line: &str);
+}
+
+/// Where access-log lines go: a JSON-lines file (when configured), a subscriber (when set), and
+/// per-service counts of every line written, so a run can check "one line per request" without
+/// re-reading the file.
 #[derive(Debug, Default)]
 pub struct AccessLogWriter {
     file: Option<JsonLinesFile>,
+    subscriber: Option<std::sync::Arc<dyn LogSubscriber>>,
     counts: Mutex<BTreeMap<(String, u16), u64>>,
 }
 
@@ -96,8 +105,15 @@ impl AccessLogWriter {
     pub fn to_file(path: &Path) -> std::io::Result<Self> {
         Ok(Self {
             file: Some(JsonLinesFile::open(path)?),
+            subscriber: None,
             counts: Mutex::default(),
         })
+    }
+
+    /// Every line also goes to `subscriber`.
+    pub fn with_subscriber(mut self, subscriber: std::sync::Arc<dyn LogSubscriber>) -> Self {
+        self.subscriber = Some(subscriber);
+        self
     }
 
     /// Counts only (no file).
@@ -113,8 +129,15 @@ impl AccessLogWriter {
             .unwrap_or_else(|p| p.into_inner())
             .entry((entry.service_arn.clone(), entry.response_code))
             .or_default() += 1;
+        if self.file.is_none() && self.subscriber.is_none() {
+            return;
+        }
+        let line = entry.to_json_line();
         if let Some(file) = &self.file {
-            file.append(&entry.to_json_line());
+            file.append(&line);
+        }
+        if let Some(subscriber) = &self.subscriber {
+            subscriber.deliver(&line);
         }
     }
 
