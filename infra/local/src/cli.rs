@@ -116,6 +116,18 @@ pub struct UpArgs {
     /// Require SigV4 (service `es`) on the search engine, verified with the stack's keys.
     #[arg(long)]
     pub search_sigv4: bool,
+    /// Leave the traffic analytics off (the access log's Firehose stream, the transform
+    /// function, and the `lattice-access-*` indices).
+    #[arg(long)]
+    pub no_analytics: bool,
+    /// How long the stream buffers access-log lines before invoking the transform (Firehose's
+    /// `BufferIntervalInSeconds`; 60 s on AWS, short here so a demo shows data within seconds).
+    #[arg(long, value_parser = interval, default_value = "1s")]
+    pub analytics_buffer_interval: std::time::Duration,
+}
+
+fn interval(text: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(text).map_err(|e| format!("{text:?}: {e}"))
 }
 
 impl UpArgs {
@@ -155,6 +167,10 @@ impl UpArgs {
         if self.trace_all_invocations {
             config.facade_sampling = FacadeSampling::Always;
         }
+        config.analytics = (!self.no_analytics).then(|| crate::firehose::FirehoseSetup {
+            buffer_interval: self.analytics_buffer_interval,
+            ..crate::firehose::FirehoseSetup::default()
+        });
         config
     }
 }
@@ -207,6 +223,15 @@ pub async fn up(args: &UpArgs) -> anyhow::Result<()> {
     );
     println!("  access log     {}", state.access_log.display());
     println!("  metrics (EMF)  {}", state.metrics_log.display());
+    if let Some(analytics) = &state.analytics {
+        println!(
+            "  analytics      {} → {} → {} (backup {})",
+            analytics.delivery_stream_arn,
+            analytics.transform_function,
+            analytics.index_pattern,
+            analytics.backup_dir.display()
+        );
+    }
     println!("Ctrl-C stops it.");
     tokio::signal::ctrl_c().await?;
     println!("stopping…");
@@ -321,5 +346,27 @@ mod tests {
             SearchStorage::Folder(PathBuf::from("/tmp/idx"))
         );
         assert_eq!(folder.basic_auth, Some(("a".into(), "b".into())));
+    }
+
+    #[test]
+    fn up_streams_the_access_log_into_the_analytics_unless_told_not_to() {
+        let parse = |extra: &[&str]| {
+            let mut argv = vec!["local-stack", "up", "--state-dir", "s"];
+            argv.extend_from_slice(extra);
+            let Command::Up(args) = Cli::try_parse_from(argv).unwrap().command else {
+                panic!("not up");
+            };
+            args.config().analytics
+        };
+        let default = parse(&[]).expect("on by default");
+        assert_eq!(default.buffer_interval, std::time::Duration::from_secs(1));
+        assert_eq!(default.buffer_bytes, 1024 * 1024);
+        let slow = parse(&["--analytics-buffer-interval", "60s"]).unwrap();
+        assert_eq!(slow.buffer_interval, std::time::Duration::from_secs(60));
+        assert_eq!(parse(&["--no-analytics"]), None);
+        assert!(
+            Cli::try_parse_from(["local-stack", "up", "--analytics-buffer-interval", "soon"])
+                .is_err()
+        );
     }
 }

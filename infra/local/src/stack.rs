@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 
 use crate::binaries::{build_service_binaries, service_binary};
 use crate::dynamodb::{DynamoDbSetup, DynamoDbState, StackDynamoDb};
+use crate::firehose::opensearch::EngineAuth;
 use crate::firehose::{DeliveryStream, FirehoseSetup, SearchEndpoint, TRANSFORM_FUNCTION};
 use crate::json_lines::JsonLinesFile;
 use crate::lambda::facade::{Facade, FacadeSampling};
@@ -41,6 +42,8 @@ pub const LOADGEN_ROLE: &str = "loadgen";
 pub const RUNNER_FUNCTION: &str = "loadgen-runner";
 /// The service network's name.
 pub const NETWORK_NAME: &str = "orders-network";
+/// The role the Firehose stream delivers as (it signs for the search engine when SigV4 is on).
+pub const FIREHOSE_ROLE: &str = "firehose-delivery";
 
 /// The execution role of a service's function.
 pub fn function_role(service: &str) -> String {
@@ -397,6 +400,9 @@ impl LocalStack {
                 .map(|s| topology.role_arn(&function_role(s))),
         );
         principals.extend(config.extra_order_callers.iter().cloned());
+        if config.analytics.is_some() {
+            principals.push(topology.role_arn(FIREHOSE_ROLE));
+        }
         let credentials = CredentialsFile::generate(&principals);
         let credentials_file = config.state_dir.join("credentials.json");
         write_private(
@@ -573,11 +579,10 @@ impl LocalStack {
                 start_analytics(
                     &config,
                     setup,
-                    &topology,
+                    (&topology, &credentials),
                     binary,
                     &search_state,
-                    &daemon,
-                    &facade,
+                    (&daemon, &facade),
                 )
                 .await?,
             ),
@@ -801,11 +806,10 @@ impl LocalStack {
 async fn start_analytics(
     config: &StackConfig,
     setup: &FirehoseSetup,
-    topology: &NetworkTopology,
+    (topology, credentials): (&NetworkTopology, &CredentialsFile),
     binary: PathBuf,
     search: &SearchState,
-    daemon: &XrayDaemon,
-    facade: &Arc<Facade>,
+    (daemon, facade): (&XrayDaemon, &Arc<Facade>),
 ) -> Result<(Arc<DeliveryStream>, AnalyticsState), StackError> {
     let service_names: Vec<String> = SERVICES
         .iter()
@@ -828,9 +832,19 @@ async fn start_analytics(
         })
         .with_facade(Arc::clone(facade)),
     );
+    let role = topology.role_arn(FIREHOSE_ROLE);
+    let sigv4 = config
+        .search
+        .sigv4
+        .then(|| credentials.key_of(&role).cloned())
+        .flatten()
+        .map(|key| (key, config.region.clone()));
     let endpoint = SearchEndpoint {
         url: search.url.clone(),
-        basic_auth: config.search.basic_auth.clone(),
+        auth: EngineAuth {
+            basic: config.search.basic_auth.clone(),
+            sigv4,
+        },
     };
     crate::firehose::install_index_template(&endpoint)
         .await

@@ -273,3 +273,47 @@ async fn with_the_search_engine_down_documents_are_retried_then_backed_up_and_re
         .all(|r| r["errorCode"] == "OS.ConnectionFailed" && r["attemptsMade"].as_u64() >= Some(2)));
     stack.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stream_signs_for_an_engine_that_requires_sigv4_and_logs_in_to_one_that_requires_basic()
+{
+    let entry = include_str!("fixtures/lattice-access-log-entry.json")
+        .trim()
+        .as_bytes()
+        .to_vec();
+    for (test, sigv4, basic) in [
+        ("analytics-sigv4", true, None),
+        (
+            "analytics-basic",
+            false,
+            Some(("firehose".to_owned(), "local-only".to_owned())),
+        ),
+    ] {
+        let stack = support::start(test, &[], |config| {
+            config.analytics = Some(setup());
+            config.search.sigv4 = sigv4;
+            config.search.basic_auth = basic.clone();
+        })
+        .await;
+        let stream = stack.firehose.as_ref().unwrap();
+        stream.put(entry.clone());
+        let stats = drained(&stack).await;
+        assert_eq!(
+            (stats.indexed, stats.failed_documents),
+            (1, 0),
+            "{test}: {stats:?}"
+        );
+        let anonymous = reqwest::get(format!(
+            "{}/lattice-access-*/_count",
+            stack.state.search.url
+        ))
+        .await
+        .unwrap();
+        assert_eq!(
+            anonymous.status().as_u16(),
+            if sigv4 { 403 } else { 401 },
+            "{test}"
+        );
+        stack.shutdown().await;
+    }
+}

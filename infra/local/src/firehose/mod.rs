@@ -41,7 +41,7 @@ use tokio::task::JoinHandle;
 use crate::lambda::function::Function;
 use crate::lattice::access_log::LogSubscriber;
 use bucket::{LocalBucket, OPENSEARCH_FAILED, PROCESSING_FAILED};
-use opensearch::{Delivered, Document, OpenSearchDestination};
+use opensearch::{signed_request, Delivered, Document, EngineAuth, OpenSearchDestination};
 use processor::{check_response, Answer, InvocationError, Record};
 
 /// The stream's name (and the index name before the day is appended).
@@ -168,8 +168,8 @@ pub struct DeliveryStream {
 pub struct SearchEndpoint {
     /// Its URL.
     pub url: String,
-    /// HTTP basic credentials, when it asks for them.
-    pub basic_auth: Option<(String, String)>,
+    /// How the stream authenticates to it.
+    pub auth: EngineAuth,
 }
 
 /// The index template of the traffic analytics (`analytics/lattice-access-template.json`, the
@@ -179,17 +179,21 @@ pub const INDEX_TEMPLATE: &str = include_str!("../../../../analytics/lattice-acc
 /// Installs [`INDEX_TEMPLATE`] as `_index_template/lattice-access` (before the first document,
 /// so the first day's index is created from it).
 pub async fn install_index_template(search: &SearchEndpoint) -> Result<(), String> {
-    let mut request = reqwest::Client::new()
-        .put(format!(
-            "{}/_index_template/{STREAM_NAME}",
-            search.url.trim_end_matches('/')
-        ))
-        .header("content-type", "application/json")
-        .body(INDEX_TEMPLATE);
-    if let Some((user, password)) = &search.basic_auth {
-        request = request.basic_auth(user, Some(password));
-    }
-    let response = request.send().await.map_err(|e| e.to_string())?;
+    let url = format!(
+        "{}/_index_template/{STREAM_NAME}",
+        search.url.trim_end_matches('/')
+    );
+    let request = signed_request(
+        http::Method::PUT,
+        &url,
+        "application/json",
+        INDEX_TEMPLATE.as_bytes().to_vec(),
+        &search.auth,
+    )?;
+    let response = reqwest::Client::new()
+        .execute(request)
+        .await
+        .map_err(|e| e.to_string())?;
     let status = response.status();
     if status.is_success() {
         Ok(())
@@ -237,7 +241,7 @@ impl DeliveryStream {
         let bucket = LocalBucket::new(backup_dir, "", STREAM_NAME, 1);
         let url = setup.destination_url.clone().unwrap_or(search.url);
         let mut destination = OpenSearchDestination::new(&url, STREAM_NAME, setup.retry_duration);
-        destination.basic_auth = search.basic_auth;
+        destination.auth = search.auth;
         let counters = Arc::new(Counters::default());
         let flush = Arc::new(Notify::new());
         let (sender, receiver) = mpsc::unbounded_channel();

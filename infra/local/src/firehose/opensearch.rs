@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use serde_json::{json, Value};
+use sigv4_verify::PrincipalKey;
 
 /// One document to index.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -65,12 +66,99 @@ pub struct OpenSearchDestination {
     client: reqwest::Client,
     /// The engine's endpoint (`http://127.0.0.1:9200`).
     pub url: String,
-    /// HTTP basic credentials, when the engine asks for them.
-    pub basic_auth: Option<(String, String)>,
+    /// How requests authenticate.
+    pub auth: EngineAuth,
     /// `IndexName`; the day is appended.
     pub index_name: String,
     /// `RetryOptions.DurationInSeconds`.
     pub retry_duration: Duration,
+}
+
+/// How requests to the engine authenticate.
+#[derive(Clone, Debug, Default)]
+pub struct EngineAuth {
+    /// HTTP basic credentials.
+    pub basic: Option<(String, String)>,
+    /// SigV4 (`es`) as this principal in this region (Firehose signs as its role).
+    pub sigv4: Option<(PrincipalKey, String)>,
+}
+
+/// A request to the engine with `auth` applied.
+pub fn signed_request(
+    method: http::Method,
+    url: &str,
+    content_type: &str,
+    body: Vec<u8>,
+    auth: &EngineAuth,
+) -> Result<reqwest::Request, String> {
+    let uri: http::Uri = url.parse().map_err(|e| format!("{url}: {e}"))?;
+    let mut request = http::Request::builder()
+        .method(method)
+        .uri(url)
+        .header("host", uri.authority().map_or("", |a| a.as_str()))
+        .header("content-type", content_type)
+        .body(body)
+        .map_err(|e| e.to_string())?;
+    if let Some((user, password)) = &auth.basic {
+        let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        let value =
+            http::HeaderValue::from_str(&format!("Basic {token}")).map_err(|e| e.to_string())?;
+        request
+            .headers_mut()
+            .insert(http::header::AUTHORIZATION, value);
+    }
+    if let Some((key, region)) = &auth.sigv4 {
+        sign_es(&mut request, key, region)?;
+    }
+    reqwest::Request::try_from(request).map_err(|e| e.to_string())
+}
+
+/// Signs `request` for OpenSearch Service (`es`) with `key` in `region`, payload hash included.
+fn sign_es(
+    request: &mut http::Request<Vec<u8>>,
+    key: &PrincipalKey,
+    region: &str,
+) -> Result<(), String> {
+    use aws_sigv4::http_request::{
+        sign, PayloadChecksumKind, SignableBody, SignableRequest, SigningSettings,
+    };
+    let identity = aws_credential_types::Credentials::new(
+        &key.access_key_id,
+        &key.secret_access_key,
+        None,
+        None,
+        "local-firehose",
+    )
+    .into();
+    let mut settings = SigningSettings::default();
+    settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
+    let params = aws_sigv4::sign::v4::SigningParams::builder()
+        .identity(&identity)
+        .region(region)
+        .name("es")
+        .time(std::time::SystemTime::now())
+        .settings(settings)
+        .build()
+        .map_err(|e| e.to_string())?
+        .into();
+    let uri = request.uri().to_string();
+    let headers: Vec<(&str, &str)> = request
+        .headers()
+        .iter()
+        .filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?)))
+        .collect();
+    let signable = SignableRequest::new(
+        request.method().as_str(),
+        uri.as_str(),
+        headers.into_iter(),
+        SignableBody::Bytes(request.body()),
+    )
+    .map_err(|e| e.to_string())?;
+    let (instructions, _) = sign(signable, &params)
+        .map_err(|e| e.to_string())?
+        .into_parts();
+    instructions.apply_to_request_http1x(request);
+    Ok(())
 }
 
 /// What one delivery did.
@@ -109,7 +197,7 @@ impl OpenSearchDestination {
                 .build()
                 .unwrap_or_default(),
             url: url.trim_end_matches('/').to_owned(),
-            basic_auth: None,
+            auth: EngineAuth::default(),
             index_name: index_name.to_owned(),
             retry_duration,
         }
@@ -141,22 +229,29 @@ impl OpenSearchDestination {
     }
 
     /// One `_bulk` request: an outcome per document, in order.
+    fn bulk_request(&self, documents: &[Document]) -> Result<reqwest::Request, String> {
+        let url = format!("{}/_bulk", self.url);
+        signed_request(
+            http::Method::POST,
+            &url,
+            "application/x-ndjson",
+            self.bulk_body(documents),
+            &self.auth,
+        )
+    }
+
     async fn send(&self, documents: &[Document]) -> Vec<ItemOutcome> {
-        let mut request = self
-            .client
-            .post(format!("{}/_bulk", self.url))
-            .header("content-type", "application/x-ndjson")
-            .body(self.bulk_body(documents));
-        if let Some((user, password)) = &self.basic_auth {
-            request = request.basic_auth(user, Some(password));
-        }
         let all = |outcome: fn(String, String) -> ItemOutcome, code: String, message: String| {
             documents
                 .iter()
                 .map(|_| outcome(code.clone(), message.clone()))
                 .collect()
         };
-        let response = match request.send().await {
+        let request = match self.bulk_request(documents) {
+            Ok(request) => request,
+            Err(e) => return all(ItemOutcome::Refused, "OS.InvalidRequest".into(), e),
+        };
+        let response = match self.client.execute(request).await {
             Ok(response) => response,
             Err(e) => {
                 return all(
