@@ -9,9 +9,11 @@ use std::time::{Duration, Instant, SystemTime};
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_credential_types::Credentials;
 use indicatif::{ProgressBar, ProgressStyle};
+use local_stack::firehose::FirehoseSetup;
 use local_stack::stack::{LocalStack, StackConfig};
 use tokio::sync::watch;
 
+use crate::analytics::local_run;
 use crate::cli::{InspectArgs, MapFormat, OutputArgs, RunArgs, SeedStockArgs};
 use crate::conservation::{self, StockConservation};
 use crate::driver::{drive, DriveConfig, DriveOutcome, Live, LoadModel};
@@ -319,6 +321,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Report> {
         config.raw_documents = args.raw_documents;
         config.trace_capacity = args.trace_capacity;
         config.concurrency = connections.max(8) + 8;
+        if !args.no_analytics {
+            config.analytics = Some(FirehoseSetup::default());
+        }
         let stack = LocalStack::start(config).await?;
         let key = stack
             .loadgen_key()
@@ -456,6 +461,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Report> {
     .await?;
     ticker.abort();
     ctrl_c.abort();
+    let searchable_after = match &stack {
+        Some(stack) => {
+            bar.set_message("waiting for the access log's documents to be searchable…");
+            local_run::time_to_searchable(stack, local_run::SEARCHABLE_WAIT).await
+        }
+        None => None,
+    };
 
     let mut report = Report::new(
         RunFacts {
@@ -489,6 +501,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Report> {
         // Every order created counts, warm-up included: all of them hold stock.
         let created = outcome.all_statuses.get(&201).copied().unwrap_or(0);
         check.stock = Some(stock_conservation(&stack, &report.run_id, created).await?);
+        check.analytics = local_run::check(&stack, &check.access_log, searchable_after).await;
         // EMF minutes are all written only once the stack has shut down.
         stack.shutdown().await;
         let totals = metric_totals(&state);

@@ -80,6 +80,81 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Write the simulated catalog's stock into a deployed inventory table (once, after deploy).
     SeedStock(SeedStockArgs),
+    /// Ask the traffic-analytics dashboard's questions of the access-log indices (a local engine
+    /// or an Amazon OpenSearch Service domain) and print the answers; or, with --setup, install
+    /// the index template (and the Firehose writer role).
+    Analytics(AnalyticsArgs),
+}
+
+fn rfc3339(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|time| time.with_timezone(&chrono::Utc))
+        .map_err(|e| format!("{text:?} is not an RFC 3339 time: {e}"))
+}
+
+fn interval(text: &str) -> Result<crate::analytics::Interval, String> {
+    text.parse()
+}
+
+/// `loadgen analytics`.
+#[derive(Debug, Args)]
+pub struct AnalyticsArgs {
+    /// The search endpoint: an OpenSearch Service domain's `https://…` (the stack's
+    /// AnalyticsDomainEndpoint output; SigV4-signed unless loopback) or any OpenSearch URL.
+    #[arg(long, required_unless_present_any = ["local", "state_dir"], conflicts_with_all = ["local", "state_dir"])]
+    pub endpoint: Option<String>,
+    /// The search engine of a running `local-stack up` (its URL and auth from state.json).
+    #[arg(long)]
+    pub local: bool,
+    /// The local stack's state folder (implies --local; default: `local-stack up`'s).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Index or pattern to ask.
+    #[arg(long, default_value = crate::analytics::INDEX_PATTERN)]
+    pub index: String,
+    /// The window: this long before --to (default 1h).
+    #[arg(long, value_parser = duration, conflicts_with = "from")]
+    pub since: Option<Duration>,
+    /// Window start, RFC 3339.
+    #[arg(long, value_parser = rfc3339)]
+    pub from: Option<chrono::DateTime<chrono::Utc>>,
+    /// Window end, RFC 3339 (default: now).
+    #[arg(long, value_parser = rfc3339)]
+    pub to: Option<chrono::DateTime<chrono::Utc>>,
+    /// Width of the status-class buckets over time, e.g. 30s, 5m (default: at most 60 buckets
+    /// over the window, 1m for an hour).
+    #[arg(long, value_parser = interval)]
+    pub interval: Option<crate::analytics::Interval>,
+    /// Paths, slowest requests and denied principals shown.
+    #[arg(long, default_value_t = 10)]
+    pub top: usize,
+    /// Print one JSON document with every answer instead of tables.
+    #[arg(long)]
+    pub json: bool,
+    /// Sign with SigV4 (service es) even for a loopback endpoint.
+    #[arg(long, conflicts_with = "basic_auth")]
+    pub sigv4: bool,
+    /// HTTP basic auth instead of SigV4.
+    #[arg(
+        long,
+        env = "ANALYTICS_BASIC_AUTH",
+        hide_env_values = true,
+        value_name = "USER:PASSWORD"
+    )]
+    pub basic_auth: Option<String>,
+    /// Region to sign for (default: the endpoint's, else the AWS config chain's).
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Install the index template (analytics/lattice-access-template.json) and exit.
+    #[arg(long)]
+    pub setup: bool,
+    /// With --setup on a domain with fine-grained access control: create the security role
+    /// lattice_access_writer and map this IAM role (AnalyticsFirehoseRoleArn) to it.
+    #[arg(long, requires = "setup", value_name = "ARN")]
+    pub firehose_role_arn: Option<String>,
+    /// Per-request timeout.
+    #[arg(long, value_parser = duration, default_value = "30s")]
+    pub timeout: Duration,
 }
 
 /// `loadgen seed-stock`.
@@ -225,6 +300,10 @@ pub struct RunArgs {
     /// to `xray-documents.ndjson` beside the access log.
     #[arg(long, conflicts_with = "url")]
     pub raw_documents: bool,
+    /// --local: leave the traffic analytics off (the access log streamed through the emulated
+    /// Firehose and the transform Lambda into the search engine, then checked line for line).
+    #[arg(long, conflicts_with = "url")]
+    pub no_analytics: bool,
     /// --local: use the service binaries as they are instead of running `cargo build` first
     /// (tests, where `cargo test` has just built them).
     #[arg(long, hide = true, conflicts_with = "url")]

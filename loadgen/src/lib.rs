@@ -15,7 +15,9 @@
 //! - [`conservation`]: local runs: every unit of stock accounted for, from the inventory table.
 //! - [`report`]: the human and JSON reports.
 //! - [`runner`]: loadgen as a Lambda in the stack's VPC (`--runner`), both ends.
+//! - [`analytics`]: the traffic-analytics dashboard's questions over OpenSearch (`loadgen analytics`).
 
+pub mod analytics;
 pub mod app;
 pub mod cli;
 pub mod connection;

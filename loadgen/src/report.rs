@@ -84,6 +84,36 @@ pub struct LocalCheck {
     pub facade_documents_sent: u64,
     /// The inventory table after the run: is every unit of stock accounted for?
     pub stock: Option<StockConservation>,
+    /// The traffic analytics: every access-log line through Firehose into the index.
+    pub analytics: Option<AnalyticsCheck>,
+}
+
+/// Local runs with analytics: where every access-log line went, and the index against the log.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AnalyticsCheck {
+    /// Lines the stream received (one per access-log line).
+    pub received: u64,
+    /// Documents indexed.
+    pub indexed: u64,
+    /// Dropped by the transform on purpose.
+    pub dropped: u64,
+    /// In the backup's `processing-failed/`.
+    pub processing_failed: u64,
+    /// In the backup's failed-documents folder.
+    pub failed_documents: u64,
+    /// Transform invocations (retries included).
+    pub invocations: u64,
+    /// Documents in the `lattice-access-*` indices.
+    pub documents_in_index: u64,
+    /// Documents per service and response code, from the index.
+    pub index_counts: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Every line accounted for, and the index's counts equal to the access log's.
+    pub agrees: bool,
+    /// From the last access-log line written to every document searchable, ms (`None`: not
+    /// reached within the wait).
+    pub lag_ms: Option<u64>,
+    /// Every difference found.
+    pub disagreements: Vec<String>,
 }
 
 /// The whole report.
@@ -357,8 +387,54 @@ impl Report {
             if let Some(stock) = &local.stock {
                 write_stock(&mut out, stock);
             }
+            if let Some(analytics) = &local.analytics {
+                write_analytics(&mut out, analytics);
+            }
         }
         out
+    }
+}
+
+fn write_analytics(out: &mut String, analytics: &AnalyticsCheck) {
+    let _ = writeln!(
+        out,
+        "traffic analytics (access log → Firehose → access-log-transform → lattice-access-*)"
+    );
+    let _ = writeln!(
+        out,
+        "  {} lines: {} indexed, {} dropped, {} processing-failed, {} failed documents ({} transform invocations)",
+        analytics.received,
+        analytics.indexed,
+        analytics.dropped,
+        analytics.processing_failed,
+        analytics.failed_documents,
+        analytics.invocations
+    );
+    for (service, statuses) in &analytics.index_counts {
+        let statuses: Vec<String> = statuses.iter().map(|(k, v)| format!("{k}:{v}")).collect();
+        let _ = writeln!(out, "  {service:<12} {}", statuses.join(" "));
+    }
+    if analytics.agrees {
+        let _ = writeln!(
+            out,
+            "  {} documents: one per access-log line, the same counts by service and status",
+            analytics.documents_in_index
+        );
+    }
+    for d in &analytics.disagreements {
+        let _ = writeln!(out, "  DISAGREES: {d}");
+    }
+    match analytics.lag_ms {
+        Some(ms) => {
+            let _ = writeln!(
+                out,
+                "  searchable {:.1} s after the last access-log line",
+                ms as f64 / 1000.0
+            );
+        }
+        None => {
+            let _ = writeln!(out, "  not all searchable within the wait");
+        }
     }
 }
 

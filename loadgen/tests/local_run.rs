@@ -69,6 +69,31 @@ async fn a_local_run_has_complete_traces_and_agrees_with_the_access_log() {
     assert_eq!(local.access_log["order"].requests, 300);
     assert_eq!(local.evicted_traces, 0);
 
+    // The traffic analytics: one document per access-log line, with the log's counts.
+    let analytics = local
+        .analytics
+        .as_ref()
+        .expect("analytics are on with --local");
+    assert!(analytics.agrees, "{:#?}", analytics.disagreements);
+    let lines: u64 = local.access_log.values().map(|log| log.requests).sum();
+    assert_eq!(
+        (
+            analytics.received,
+            analytics.indexed,
+            analytics.documents_in_index
+        ),
+        (lines, lines, lines),
+        "{analytics:#?}"
+    );
+    assert_eq!(
+        analytics.dropped + analytics.processing_failed + analytics.failed_documents,
+        0
+    );
+    for (service, log) in &local.access_log {
+        assert_eq!(analytics.index_counts[service], log.statuses, "{service}");
+    }
+    assert!(analytics.lag_ms.is_some(), "{analytics:#?}");
+
     // Every unit of stock accounted for, read back from the inventory table.
     let stock = local.stock.as_ref().expect("the stock check");
     let created = report.statuses.get("201").copied().unwrap_or(0);

@@ -176,7 +176,7 @@ impl UpArgs {
 }
 
 /// `target/local-stack` (beside the build profile's folder), where `up` keeps its state.
-fn default_state_dir() -> PathBuf {
+pub fn default_state_dir() -> PathBuf {
     profile_dir()
         .and_then(|d| d.parent().map(|t| t.join("local-stack")))
         .unwrap_or_else(|| PathBuf::from("local-stack"))
