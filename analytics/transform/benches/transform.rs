@@ -1,5 +1,7 @@
 //! The transform's records/s per invocation: one 1 MB batch (the Lambda buffering hint the stack
 //! uses) of raw Lattice entries, and the same entries in one-event CloudWatch Logs envelopes.
+//! `batch` is the transformation alone; `invocation` adds what the function does around it for
+//! every event: parsing Firehose's JSON (base64 data) and writing the response.
 //! `cargo bench -p access-log-transform --bench transform`.
 
 use std::io::Write as _;
@@ -42,9 +44,18 @@ fn bench(c: &mut Criterion) {
         ("cloudwatch_envelopes", gzip(ENVELOPE.as_bytes())),
     ] {
         let event = batch(&data);
+        let payload = serde_json::to_vec(&event).unwrap_or_default();
         group.throughput(Throughput::Elements(event.records.len() as u64));
-        group.bench_function(name, |b| {
+        group.bench_function(format!("batch/{name}"), |b| {
             b.iter(|| transform_batch(&event, &names, RESPONSE_LIMIT_BYTES))
+        });
+        group.bench_function(format!("invocation/{name}"), |b| {
+            b.iter(|| {
+                let event: KinesisFirehoseEvent =
+                    serde_json::from_slice(&payload).unwrap_or_default();
+                let outcome = transform_batch(&event, &names, RESPONSE_LIMIT_BYTES);
+                serde_json::to_vec(&outcome.response).unwrap_or_default()
+            })
         });
     }
     group.finish();

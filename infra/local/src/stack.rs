@@ -393,38 +393,7 @@ impl LocalStack {
             .map_err(io(format!("creating {}", config.state_dir.display())))?;
         let topology =
             NetworkTopology::new(&config.account_id, &config.region, NETWORK_NAME, &SERVICES);
-        let mut principals = vec![topology.role_arn(LOADGEN_ROLE)];
-        principals.extend(
-            SERVICES
-                .iter()
-                .map(|s| topology.role_arn(&function_role(s))),
-        );
-        principals.extend(config.extra_order_callers.iter().cloned());
-        if config.analytics.is_some() {
-            principals.push(topology.role_arn(FIREHOSE_ROLE));
-        }
-        let credentials = CredentialsFile::generate(&principals);
-        let credentials_file = config.state_dir.join("credentials.json");
-        write_private(
-            &credentials_file,
-            &serde_json::to_vec_pretty(&credentials).unwrap_or_default(),
-        )
-        .map_err(io(format!("writing {}", credentials_file.display())))?;
-        let policies = default_policies(&topology, &config.extra_order_callers)?;
-        let policies_file = config.state_dir.join("auth-policies.json");
-        let mut described = serde_json::Map::new();
-        described.insert("serviceNetwork".into(), policies.network.document().clone());
-        for (name, policy) in &policies.services {
-            described.insert(format!("service:{name}"), policy.document().clone());
-        }
-        for (principal, policy) in &policies.identities {
-            described.insert(format!("identity:{principal}"), policy.document().clone());
-        }
-        std::fs::write(
-            &policies_file,
-            serde_json::to_vec_pretty(&described).unwrap_or_default(),
-        )
-        .map_err(io(format!("writing {}", policies_file.display())))?;
+        let (credentials, credentials_file, policies) = write_auth(&config, &topology)?;
 
         // Each start begins its own records: logs of an earlier stack in the same directory
         // would otherwise be counted as this one's.
@@ -439,35 +408,7 @@ impl LocalStack {
         // X-Ray first, so nothing any function sends is lost.
         let store = Arc::new(TraceStore::new(config.trace_capacity));
         let raw_path = config.state_dir.join("xray-documents.ndjson");
-        let raw_log = if config.raw_documents {
-            Some(Arc::new(
-                JsonLinesFile::open(&raw_path)
-                    .map_err(io(format!("opening {}", raw_path.display())))?,
-            ))
-        } else {
-            None
-        };
-        // The API shares the daemon's port number, on TCP, as the real daemon does. With an
-        // OS-chosen port the TCP side may be taken: try other ports until both fit.
-        let mut attempt = 0;
-        let (daemon, api) = loop {
-            let daemon =
-                XrayDaemon::start_with_log(config.xray_addr, Arc::clone(&store), raw_log.clone())
-                    .await
-                    .map_err(io(format!(
-                        "binding the X-Ray daemon on udp {}",
-                        config.xray_addr
-                    )))?;
-            match XrayApi::start(daemon.addr, Arc::clone(&store)).await {
-                Ok(api) => break (daemon, api),
-                Err(_) if config.xray_addr.port() == 0 && attempt < 20 => attempt += 1,
-                Err(e) => {
-                    return Err(io(format!("binding the X-Ray API on tcp {}", daemon.addr))(
-                        e,
-                    ))
-                }
-            }
-        };
+        let (daemon, api, raw_log) = start_xray(&config, &store, &raw_path).await?;
         let facade = Arc::new(
             Facade::new(daemon.addr, config.facade_sampling, 7)
                 .map_err(io("opening the Lambda facade's socket"))?,
@@ -501,65 +442,20 @@ impl LocalStack {
         };
 
         let order_url = url_of("order");
-        let rebuild = config.rebuild_binaries;
-        let mut names = SERVICES.to_vec();
-        if config.analytics.is_some() {
-            names.push(TRANSFORM_FUNCTION);
-        }
-        let mut binaries = tokio::task::spawn_blocking(move || {
-            if rebuild {
-                build_service_binaries(&names)
-            } else {
-                names
-                    .iter()
-                    .map(|name| service_binary(name))
-                    .collect::<Result<Vec<_>, _>>()
-            }
-        })
-        .await
-        .map_err(|e| StackError::Io {
-            what: "building the services".into(),
-            source: std::io::Error::other(e.to_string()),
-        })?
-        .map_err(io("building the services"))?;
-        let transform_binary =
-            (binaries.len() > SERVICES.len()).then(|| binaries.remove(SERVICES.len()));
+        let (binaries, transform_binary) = function_binaries(&config).await?;
+        let mut shared_env = vec![
+            ("INVENTORY_SERVICE_URL".to_owned(), url_of("inventory")),
+            ("PAYMENT_SERVICE_URL".to_owned(), url_of("payment")),
+        ];
+        shared_env.extend(dynamodb.function_env());
+        shared_env.extend(config.service_env.iter().cloned());
         let mut functions = BTreeMap::new();
         for (name, binary) in SERVICES.into_iter().zip(binaries) {
             let key = credentials
                 .key_of(&topology.role_arn(&function_role(name)))
-                .cloned()
                 .ok_or_else(|| StackError::State(format!("no key for {name}")))?;
-            let mut env = vec![
-                ("AWS_ACCESS_KEY_ID".to_owned(), key.access_key_id),
-                ("AWS_SECRET_ACCESS_KEY".to_owned(), key.secret_access_key),
-                ("INVENTORY_SERVICE_URL".to_owned(), url_of("inventory")),
-                ("PAYMENT_SERVICE_URL".to_owned(), url_of("payment")),
-            ];
-            env.extend(dynamodb.function_env());
-            env.extend(config.service_env.iter().cloned());
-            let function = Function::new(FunctionConfig {
-                name: name.to_owned(),
-                binary,
-                env,
-                memory_mb: 128,
-                timeout: if name == "order" {
-                    config.order_timeout
-                } else {
-                    config.downstream_timeout
-                },
-                concurrency: config.concurrency,
-                region: config.region.clone(),
-                account_id: config.account_id.clone(),
-                xray_daemon: Some(
-                    config
-                        .functions_xray_daemon
-                        .clone()
-                        .unwrap_or_else(|| daemon.addr.to_string()),
-                ),
-                show_logs: config.show_logs,
-            })
-            .with_facade(Arc::clone(&facade));
+            let function = service_function(&config, name, binary, key, &shared_env, daemon.addr)
+                .with_facade(Arc::clone(&facade));
             functions.insert(name.to_owned(), Arc::new(function));
         }
 
@@ -616,26 +512,14 @@ impl LocalStack {
         }
 
         if let Some(binary) = &config.runner_binary {
-            let key = credentials
-                .key_of(&topology.role_arn(LOADGEN_ROLE))
-                .cloned()
-                .ok_or_else(|| StackError::State("no key for loadgen".into()))?;
-            let runner = Function::new(FunctionConfig {
-                name: RUNNER_FUNCTION.to_owned(),
-                binary: binary.clone(),
-                env: vec![
-                    ("AWS_ACCESS_KEY_ID".to_owned(), key.access_key_id),
-                    ("AWS_SECRET_ACCESS_KEY".to_owned(), key.secret_access_key),
-                    ("ORDER_SERVICE_URL".to_owned(), order_url.clone()),
-                ],
-                memory_mb: 1024,
-                timeout: Duration::from_secs(900),
-                concurrency: 2,
-                region: config.region.clone(),
-                account_id: config.account_id.clone(),
-                xray_daemon: Some(daemon.addr.to_string()),
-                show_logs: config.show_logs,
-            });
+            let runner = runner_function(
+                &config,
+                &credentials,
+                &topology,
+                binary,
+                &order_url,
+                daemon.addr,
+            )?;
             functions.insert(RUNNER_FUNCTION.to_owned(), Arc::new(runner));
         }
         let invoke_api = InvokeApi::start(
@@ -662,21 +546,7 @@ impl LocalStack {
             account_id: config.account_id.clone(),
             xray_daemon_address: daemon.addr.to_string(),
             xray_endpoint: format!("http://{}", api.addr),
-            services: listeners
-                .iter()
-                .filter_map(|l| {
-                    let service = topology.service(&l.service)?;
-                    Some((
-                        l.service.clone(),
-                        ServiceState {
-                            url: l.url(),
-                            service_arn: service.service_arn.clone(),
-                            target_group_arn: service.target_group_arn.clone(),
-                            function_name: service.function_name.clone(),
-                        },
-                    ))
-                })
-                .collect(),
+            services: services_state(&listeners, &topology),
             service_network_arn: topology.service_network_arn.clone(),
             credentials_file,
             loadgen_principal: topology.role_arn(LOADGEN_ROLE),
@@ -800,6 +670,207 @@ impl LocalStack {
         let _ = tokio::task::spawn_blocking(move || dynamodb.stop()).await;
         search.stop().await;
     }
+}
+
+/// The principals' generated keys and the default auth policies, written to the state folder
+/// (`credentials.json`, readable by its owner only, and `auth-policies.json`).
+fn write_auth(
+    config: &StackConfig,
+    topology: &NetworkTopology,
+) -> Result<(CredentialsFile, PathBuf, AuthPolicies), StackError> {
+    let mut principals = vec![topology.role_arn(LOADGEN_ROLE)];
+    principals.extend(
+        SERVICES
+            .iter()
+            .map(|s| topology.role_arn(&function_role(s))),
+    );
+    principals.extend(config.extra_order_callers.iter().cloned());
+    if config.analytics.is_some() {
+        principals.push(topology.role_arn(FIREHOSE_ROLE));
+    }
+    let credentials = CredentialsFile::generate(&principals);
+    let credentials_file = config.state_dir.join("credentials.json");
+    write_private(
+        &credentials_file,
+        &serde_json::to_vec_pretty(&credentials).unwrap_or_default(),
+    )
+    .map_err(io(format!("writing {}", credentials_file.display())))?;
+    let policies = default_policies(topology, &config.extra_order_callers)?;
+    let policies_file = config.state_dir.join("auth-policies.json");
+    let mut described = serde_json::Map::new();
+    described.insert("serviceNetwork".into(), policies.network.document().clone());
+    for (name, policy) in &policies.services {
+        described.insert(format!("service:{name}"), policy.document().clone());
+    }
+    for (principal, policy) in &policies.identities {
+        described.insert(format!("identity:{principal}"), policy.document().clone());
+    }
+    std::fs::write(
+        &policies_file,
+        serde_json::to_vec_pretty(&described).unwrap_or_default(),
+    )
+    .map_err(io(format!("writing {}", policies_file.display())))?;
+    Ok((credentials, credentials_file, policies))
+}
+
+/// The X-Ray daemon (UDP) and API (TCP, the same port number, as the real daemon), and the raw
+/// documents file when asked for.
+async fn start_xray(
+    config: &StackConfig,
+    store: &Arc<TraceStore>,
+    raw_path: &Path,
+) -> Result<(XrayDaemon, XrayApi, Option<Arc<JsonLinesFile>>), StackError> {
+    let raw_log = if config.raw_documents {
+        Some(Arc::new(
+            JsonLinesFile::open(raw_path).map_err(io(format!("opening {}", raw_path.display())))?,
+        ))
+    } else {
+        None
+    };
+    // With an OS-chosen port the TCP side may be taken: try other ports until both fit.
+    let mut attempt = 0;
+    loop {
+        let daemon =
+            XrayDaemon::start_with_log(config.xray_addr, Arc::clone(store), raw_log.clone())
+                .await
+                .map_err(io(format!(
+                    "binding the X-Ray daemon on udp {}",
+                    config.xray_addr
+                )))?;
+        match XrayApi::start(daemon.addr, Arc::clone(store)).await {
+            Ok(api) => return Ok((daemon, api, raw_log)),
+            Err(_) if config.xray_addr.port() == 0 && attempt < 20 => attempt += 1,
+            Err(e) => {
+                return Err(io(format!("binding the X-Ray API on tcp {}", daemon.addr))(
+                    e,
+                ))
+            }
+        }
+    }
+}
+
+/// The service binaries, in [`SERVICES`] order, and the transform's when the analytics are on:
+/// built first for commands (`rebuild_binaries`), only when missing for tests.
+async fn function_binaries(
+    config: &StackConfig,
+) -> Result<(Vec<PathBuf>, Option<PathBuf>), StackError> {
+    let rebuild = config.rebuild_binaries;
+    let mut names = SERVICES.to_vec();
+    if config.analytics.is_some() {
+        names.push(TRANSFORM_FUNCTION);
+    }
+    let mut binaries = tokio::task::spawn_blocking(move || {
+        if rebuild {
+            build_service_binaries(&names)
+        } else {
+            names
+                .iter()
+                .map(|name| service_binary(name))
+                .collect::<Result<Vec<_>, _>>()
+        }
+    })
+    .await
+    .map_err(|e| StackError::Io {
+        what: "building the services".into(),
+        source: std::io::Error::other(e.to_string()),
+    })?
+    .map_err(io("building the services"))?;
+    let transform = (binaries.len() > SERVICES.len()).then(|| binaries.remove(SERVICES.len()));
+    Ok((binaries, transform))
+}
+
+/// The function of service `name`, running as its role (`key`): order waits for two downstream
+/// calls, so its timeout is its own.
+fn service_function(
+    config: &StackConfig,
+    name: &str,
+    binary: PathBuf,
+    key: &PrincipalKey,
+    shared_env: &[(String, String)],
+    daemon: SocketAddr,
+) -> Function {
+    let mut env = vec![
+        ("AWS_ACCESS_KEY_ID".to_owned(), key.access_key_id.clone()),
+        (
+            "AWS_SECRET_ACCESS_KEY".to_owned(),
+            key.secret_access_key.clone(),
+        ),
+    ];
+    env.extend(shared_env.iter().cloned());
+    Function::new(FunctionConfig {
+        name: name.to_owned(),
+        binary,
+        env,
+        memory_mb: 128,
+        timeout: if name == "order" {
+            config.order_timeout
+        } else {
+            config.downstream_timeout
+        },
+        concurrency: config.concurrency,
+        region: config.region.clone(),
+        account_id: config.account_id.clone(),
+        xray_daemon: Some(
+            config
+                .functions_xray_daemon
+                .clone()
+                .unwrap_or_else(|| daemon.to_string()),
+        ),
+        show_logs: config.show_logs,
+    })
+}
+
+/// [`RUNNER_FUNCTION`]: loadgen as a function, running as the loadgen role, told order's URL.
+fn runner_function(
+    config: &StackConfig,
+    credentials: &CredentialsFile,
+    topology: &NetworkTopology,
+    binary: &Path,
+    order_url: &str,
+    daemon: SocketAddr,
+) -> Result<Function, StackError> {
+    let key = credentials
+        .key_of(&topology.role_arn(LOADGEN_ROLE))
+        .cloned()
+        .ok_or_else(|| StackError::State("no key for loadgen".into()))?;
+    Ok(Function::new(FunctionConfig {
+        name: RUNNER_FUNCTION.to_owned(),
+        binary: binary.to_path_buf(),
+        env: vec![
+            ("AWS_ACCESS_KEY_ID".to_owned(), key.access_key_id),
+            ("AWS_SECRET_ACCESS_KEY".to_owned(), key.secret_access_key),
+            ("ORDER_SERVICE_URL".to_owned(), order_url.to_owned()),
+        ],
+        memory_mb: 1024,
+        timeout: Duration::from_secs(900),
+        concurrency: 2,
+        region: config.region.clone(),
+        account_id: config.account_id.clone(),
+        xray_daemon: Some(daemon.to_string()),
+        show_logs: config.show_logs,
+    }))
+}
+
+/// Each listening service in the state file.
+fn services_state(
+    listeners: &[ServiceListener],
+    topology: &NetworkTopology,
+) -> BTreeMap<String, ServiceState> {
+    listeners
+        .iter()
+        .filter_map(|l| {
+            let service = topology.service(&l.service)?;
+            Some((
+                l.service.clone(),
+                ServiceState {
+                    url: l.url(),
+                    service_arn: service.service_arn.clone(),
+                    target_group_arn: service.target_group_arn.clone(),
+                    function_name: service.function_name.clone(),
+                },
+            ))
+        })
+        .collect()
 }
 
 /// The traffic analytics: the transform function, the index template installed, the stream.
