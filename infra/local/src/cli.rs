@@ -235,6 +235,21 @@ pub async fn up(args: &UpArgs) -> anyhow::Result<()> {
     println!("Ctrl-C stops it.");
     tokio::signal::ctrl_c().await?;
     println!("stopping…");
+    if let Some(stream) = &stack.firehose {
+        let stats = stream.drain(std::time::Duration::from_secs(10)).await;
+        println!(
+            "analytics: {} access-log lines → {} indexed, {} dropped, {} processing-failed, {} failed documents{}",
+            stats.received,
+            stats.indexed,
+            stats.dropped,
+            stats.processing_failed,
+            stats.failed_documents,
+            match stats.received - stats.accounted() {
+                0 => String::new(),
+                left => format!(", {left} still in flight"),
+            }
+        );
+    }
     stack.shutdown().await;
     Ok(())
 }
