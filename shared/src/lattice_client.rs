@@ -12,10 +12,6 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
-use aws_sigv4::http_request::{
-    sign, PayloadChecksumKind, SignableBody, SignableRequest, SigningSettings,
-};
-use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
 use bytes::Bytes;
 use http::{header, HeaderValue, Method};
@@ -26,10 +22,11 @@ use opentelemetry_sdk::trace::SdkTracer;
 use crate::credentials::CachedCredentials;
 use crate::header::{SegmentId, TraceHeader, XrayTraceId, TRACE_HEADER};
 use crate::invocation::IncomingTrace;
+use crate::signing::{sign_request, SignedPayload};
 use crate::Error;
 
 /// SigV4 signing name of the Lattice data plane.
-pub const SIGNING_NAME: &str = "vpc-lattice-svcs";
+pub const SIGNING_NAME: &str = crate::signing::LATTICE_SIGNING_NAME;
 /// The payload hash Lattice requires.
 pub const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
 
@@ -216,35 +213,14 @@ pub fn sign_for_lattice<B>(
     region: &str,
     time: SystemTime,
 ) -> Result<(), Error> {
-    let mut settings = SigningSettings::default();
-    settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
-    let params = v4::SigningParams::builder()
-        .identity(identity)
-        .region(region)
-        .name(SIGNING_NAME)
-        .time(time)
-        .settings(settings)
-        .build()
-        .map_err(|e| Error::Signing(e.to_string()))?
-        .into();
-    let uri = request.uri().to_string();
-    let headers: Vec<(&str, &str)> = request
-        .headers()
-        .iter()
-        .filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?)))
-        .collect();
-    let signable = SignableRequest::new(
-        request.method().as_str(),
-        uri.as_str(),
-        headers.into_iter(),
-        SignableBody::UnsignedPayload,
+    sign_request(
+        request,
+        identity,
+        region,
+        SIGNING_NAME,
+        SignedPayload::Unsigned,
+        time,
     )
-    .map_err(|e| Error::Signing(e.to_string()))?;
-    let (instructions, _signature) = sign(signable, &params)
-        .map_err(|e| Error::Signing(e.to_string()))?
-        .into_parts();
-    instructions.apply_to_request_http1x(request);
-    Ok(())
 }
 
 /// One downstream call's subsegment and the trace header that points at it.

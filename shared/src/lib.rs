@@ -19,6 +19,7 @@
 //! - [`invocation`]: the trace context policy and one request's server segment.
 //! - [`annotation`]: typed annotations and namespaced metadata.
 //! - [`lattice_client`]: SigV4-signed, traced calls to other Lattice services.
+//! - [`signing`]: SigV4 for the HTTP APIs called by hand (Lattice, OpenSearch Service).
 //! - `dynamodb` (feature `dynamodb`): traced DynamoDB clients and the services' table shape.
 //! - [`clock`]: wall-clock time for stored records, injectable.
 //! - [`aws_call`]: AWS SDK calls (DynamoDB) as `aws` subsegments, and how to read their failures.
@@ -41,6 +42,7 @@ pub mod lattice_client;
 pub mod processor;
 pub mod sampling;
 pub mod serve;
+pub mod signing;
 pub mod simulation;
 pub mod telemetry;
 #[cfg(feature = "test-support")]

@@ -157,48 +157,54 @@ async fn every_access_log_line_is_one_document_with_the_log_s_counts() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_transform_that_omits_a_record_id_sends_the_batch_to_processing_failed() {
-    let mut broken = setup();
-    broken.transform_env = vec![("TRANSFORM_FAULT".into(), "omit-record".into())];
-    broken.processor_retries = 2;
-    let stack = start("analytics-omit", broken).await;
-    traffic(&stack).await;
-    let stats = drained(&stack).await;
-    assert_eq!(
-        (stats.indexed, stats.processing_failed),
-        (0, 16),
-        "{stats:?}"
-    );
-    // Each batch: the first invocation and two retries.
-    assert_eq!(stats.failed_invocations, stats.invocations);
-    assert_eq!(stats.invocations % 3, 0, "{stats:?}");
-    let records = stack
-        .firehose
-        .as_ref()
-        .unwrap()
-        .bucket()
-        .records(PROCESSING_FAILED);
-    assert_eq!(records.len(), 16);
-    let log_lines: Vec<String> = support::access_log(&stack)
-        .iter()
-        .map(Value::to_string)
-        .collect();
-    for record in &records {
-        assert_eq!(record["errorCode"], "Lambda.MissingRecordId");
-        assert_eq!(record["attemptsMade"], 3);
-        assert!(record["lambdaArn"]
-            .as_str()
+async fn a_transform_that_breaks_the_contract_sends_the_batch_to_processing_failed() {
+    for (fault, code) in [
+        ("omit-record", "Lambda.MissingRecordId"),
+        ("duplicate-record", "Lambda.DuplicatedRecordId"),
+        ("malformed-response", "Lambda.JsonProcessingException"),
+    ] {
+        let mut broken = setup();
+        broken.transform_env = vec![("TRANSFORM_FAULT".into(), fault.into())];
+        broken.processor_retries = 2;
+        let stack = start(&format!("analytics-{fault}"), broken).await;
+        traffic(&stack).await;
+        let stats = drained(&stack).await;
+        assert_eq!(
+            (stats.indexed, stats.processing_failed),
+            (0, 16),
+            "{fault}: {stats:?}"
+        );
+        // Each batch: the first invocation and two retries.
+        assert_eq!(stats.failed_invocations, stats.invocations, "{fault}");
+        assert_eq!(stats.invocations % 3, 0, "{fault}: {stats:?}");
+        let records = stack
+            .firehose
+            .as_ref()
             .unwrap()
-            .ends_with(":function:access-log-transform:$LATEST"));
-        let raw = base64::Engine::decode(
-            &base64::engine::general_purpose::STANDARD,
-            record["rawData"].as_str().unwrap(),
-        )
-        .unwrap();
-        let line: Value = serde_json::from_slice(&raw).unwrap();
-        assert!(log_lines.contains(&line.to_string()), "{line}");
+            .bucket()
+            .records(PROCESSING_FAILED);
+        assert_eq!(records.len(), 16, "{fault}");
+        let log_lines: Vec<String> = support::access_log(&stack)
+            .iter()
+            .map(Value::to_string)
+            .collect();
+        for record in &records {
+            assert_eq!(record["errorCode"], code, "{fault}");
+            assert_eq!(record["attemptsMade"], 3);
+            assert!(record["lambdaArn"]
+                .as_str()
+                .unwrap()
+                .ends_with(":function:access-log-transform:$LATEST"));
+            let raw = base64::Engine::decode(
+                &base64::engine::general_purpose::STANDARD,
+                record["rawData"].as_str().unwrap(),
+            )
+            .unwrap();
+            let line: Value = serde_json::from_slice(&raw).unwrap();
+            assert!(log_lines.contains(&line.to_string()), "{line}");
+        }
+        stack.shutdown().await;
     }
-    stack.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

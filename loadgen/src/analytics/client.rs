@@ -11,10 +11,6 @@ use std::fmt;
 use std::time::{Duration, SystemTime};
 
 use aws_credential_types::provider::SharedCredentialsProvider;
-use aws_sigv4::http_request::{
-    sign, PayloadChecksumKind, SignableBody, SignableRequest, SigningSettings,
-};
-use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
 use base64::Engine as _;
 use bytes::Bytes;
@@ -28,8 +24,6 @@ use serde_json::Value;
 use super::AnalyticsError;
 use crate::connection::{self, error_chain, Connector};
 
-/// SigV4 signing name of Amazon OpenSearch Service domains.
-pub const SIGNING_NAME: &str = "es";
 /// How long one request may take unless told otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -283,8 +277,7 @@ fn host_header(uri: &http::Uri) -> Option<HeaderValue> {
 }
 
 /// Signs `request` for OpenSearch Service (`es`) in `region` at `time`, the body's SHA-256
-/// signed and sent in `x-amz-content-sha256` (as `lattice_xray::lattice_client::sign_for_lattice`
-/// signs for Lattice, which takes `UNSIGNED-PAYLOAD` instead).
+/// signed and sent in `x-amz-content-sha256` (`lattice_xray::signing`, as every caller signs).
 pub fn sign_for_opensearch<B>(
     request: &mut http::Request<B>,
     body: &[u8],
@@ -292,36 +285,8 @@ pub fn sign_for_opensearch<B>(
     region: &str,
     time: SystemTime,
 ) -> Result<(), AnalyticsError> {
-    let failed = |e: &dyn std::error::Error| AnalyticsError::Signing(e.to_string());
-    let mut settings = SigningSettings::default();
-    settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
-    let params = v4::SigningParams::builder()
-        .identity(identity)
-        .region(region)
-        .name(SIGNING_NAME)
-        .time(time)
-        .settings(settings)
-        .build()
-        .map_err(|e| failed(&e))?
-        .into();
-    let uri = request.uri().to_string();
-    let headers: Vec<(&str, &str)> = request
-        .headers()
-        .iter()
-        .filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?)))
-        .collect();
-    let signable = SignableRequest::new(
-        request.method().as_str(),
-        uri.as_str(),
-        headers.into_iter(),
-        SignableBody::Bytes(body),
-    )
-    .map_err(|e| failed(&e))?;
-    let (instructions, _signature) = sign(signable, &params)
-        .map_err(|e| failed(&e))?
-        .into_parts();
-    instructions.apply_to_request_http1x(request);
-    Ok(())
+    lattice_xray::signing::sign_for_opensearch(request, body, identity, region, time)
+        .map_err(|e| AnalyticsError::Signing(e.to_string()))
 }
 
 /// The answer of `what`: a 2xx body's JSON, or the error its status and body say.

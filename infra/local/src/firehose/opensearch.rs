@@ -113,15 +113,13 @@ pub fn signed_request(
     reqwest::Request::try_from(request).map_err(|e| e.to_string())
 }
 
-/// Signs `request` for OpenSearch Service (`es`) with `key` in `region`, payload hash included.
+/// Signs `request` for OpenSearch Service (`es`) as `key` in `region`, the payload's hash
+/// included (`lattice_xray::signing`, as every caller signs).
 fn sign_es(
     request: &mut http::Request<Vec<u8>>,
     key: &PrincipalKey,
     region: &str,
 ) -> Result<(), String> {
-    use aws_sigv4::http_request::{
-        sign, PayloadChecksumKind, SignableBody, SignableRequest, SigningSettings,
-    };
     let identity = aws_credential_types::Credentials::new(
         &key.access_key_id,
         &key.secret_access_key,
@@ -130,35 +128,15 @@ fn sign_es(
         "local-firehose",
     )
     .into();
-    let mut settings = SigningSettings::default();
-    settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
-    let params = aws_sigv4::sign::v4::SigningParams::builder()
-        .identity(&identity)
-        .region(region)
-        .name("es")
-        .time(std::time::SystemTime::now())
-        .settings(settings)
-        .build()
-        .map_err(|e| e.to_string())?
-        .into();
-    let uri = request.uri().to_string();
-    let headers: Vec<(&str, &str)> = request
-        .headers()
-        .iter()
-        .filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?)))
-        .collect();
-    let signable = SignableRequest::new(
-        request.method().as_str(),
-        uri.as_str(),
-        headers.into_iter(),
-        SignableBody::Bytes(request.body()),
+    let body = request.body().clone();
+    lattice_xray::signing::sign_for_opensearch(
+        request,
+        &body,
+        &identity,
+        region,
+        std::time::SystemTime::now(),
     )
-    .map_err(|e| e.to_string())?;
-    let (instructions, _) = sign(signable, &params)
-        .map_err(|e| e.to_string())?
-        .into_parts();
-    instructions.apply_to_request_http1x(request);
-    Ok(())
+    .map_err(|e| e.to_string())
 }
 
 /// What one delivery did.
