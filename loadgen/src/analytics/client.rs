@@ -19,6 +19,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use lattice_xray::credentials::CachedCredentials;
+use lattice_xray::signing::sign_for_opensearch;
 use serde_json::Value;
 
 use super::AnalyticsError;
@@ -202,6 +203,7 @@ impl AnalyticsClient {
                     .map_err(|e| AnalyticsError::Signing(format!("no AWS credentials: {e}")))?;
                 let identity = Identity::from(credentials);
                 sign_for_opensearch(request, body, &identity, region, SystemTime::now())
+                    .map_err(|e| AnalyticsError::Signing(e.to_string()))
             }
         }
     }
@@ -274,19 +276,6 @@ fn host_header(uri: &http::Uri) -> Option<HeaderValue> {
         _ => host.to_owned(),
     };
     HeaderValue::from_str(&text).ok()
-}
-
-/// Signs `request` for OpenSearch Service (`es`) in `region` at `time`, the body's SHA-256
-/// signed and sent in `x-amz-content-sha256` (`lattice_xray::signing`, as every caller signs).
-pub fn sign_for_opensearch<B>(
-    request: &mut http::Request<B>,
-    body: &[u8],
-    identity: &Identity,
-    region: &str,
-    time: SystemTime,
-) -> Result<(), AnalyticsError> {
-    lattice_xray::signing::sign_for_opensearch(request, body, identity, region, time)
-        .map_err(|e| AnalyticsError::Signing(e.to_string()))
 }
 
 /// The answer of `what`: a 2xx body's JSON, or the error its status and body say.
