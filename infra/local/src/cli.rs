@@ -124,6 +124,16 @@ pub struct UpArgs {
     /// `BufferIntervalInSeconds`; 60 s on AWS, short here so a demo shows data within seconds).
     #[arg(long, value_parser = interval, default_value = "1s")]
     pub analytics_buffer_interval: std::time::Duration,
+    /// A Lambda layer directory: each file in its `extensions/` runs as an external extension
+    /// beside order, payment and inventory, as Lambda runs a layer's `/opt/extensions/*`
+    /// (e.g. the telemetry extension: see `local-stack layer telemetry`).
+    #[arg(long, value_name = "DIR", conflicts_with = "telemetry")]
+    pub extensions: Option<PathBuf>,
+    /// Run the workspace's telemetry extension (`extensions/telemetry`, built first) beside
+    /// order, payment and inventory, shipping their platform records and log lines to the
+    /// search engine's `lambda-platform-*`, `lambda-function-*` and `lambda-extension-*`.
+    #[arg(long)]
+    pub telemetry: bool,
 }
 
 fn interval(text: &str) -> Result<std::time::Duration, String> {
@@ -171,6 +181,7 @@ impl UpArgs {
             buffer_interval: self.analytics_buffer_interval,
             ..crate::firehose::FirehoseSetup::default()
         });
+        config.extensions_layer = self.extensions.clone();
         config
     }
 }
@@ -184,7 +195,12 @@ pub fn default_state_dir() -> PathBuf {
 
 /// Runs `up`: start, print where everything is, wait for Ctrl-C, stop cleanly.
 pub async fn up(args: &UpArgs) -> anyhow::Result<()> {
-    let stack = LocalStack::start(args.config()).await?;
+    let mut config = args.config();
+    if args.telemetry {
+        std::fs::create_dir_all(&config.state_dir)?;
+        config.extensions_layer = Some(crate::layers::telemetry_layer(&config.state_dir, true)?);
+    }
+    let stack = LocalStack::start(config).await?;
     let state = &stack.state;
     println!(
         "local stack up (region {}, account {})",

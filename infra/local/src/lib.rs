@@ -14,6 +14,7 @@
 //! - [`search`]: the search engine (`local-search`, OpenSearch's REST API) the analytics use.
 //! - [`stack`]: everything wired together, and the state file other processes read.
 //! - [`binaries`]: finding (and building) the service binaries.
+//! - [`layers`]: layer directories of extensions (the telemetry extension's).
 //! - [`http_server`]: the accept loop every local HTTP endpoint runs.
 //! - [`json_lines`]: the append-only files the stack writes its records to.
 
@@ -28,6 +29,7 @@ pub mod http_server;
 pub mod json_lines;
 pub mod lambda;
 pub mod lattice;
+pub mod layers;
 #[cfg(feature = "stack")]
 pub mod search;
 #[cfg(feature = "stack")]

@@ -19,6 +19,7 @@ use crate::dynamodb::{DynamoDbSetup, DynamoDbState, StackDynamoDb};
 use crate::firehose::opensearch::EngineAuth;
 use crate::firehose::{DeliveryStream, FirehoseSetup, SearchEndpoint, TRANSFORM_FUNCTION};
 use crate::json_lines::JsonLinesFile;
+use crate::lambda::environment::extension_files;
 use crate::lambda::facade::{Facade, FacadeSampling};
 use crate::lambda::function::{Function, FunctionConfig};
 use crate::lambda::invoke_api::InvokeApi;
@@ -98,6 +99,10 @@ pub struct StackConfig {
     /// Traffic analytics: the access log also streams into a Firehose stream whose transform
     /// (the real `access-log-transform` binary) feeds the search engine. `None`: off.
     pub analytics: Option<FirehoseSetup>,
+    /// A layer directory whose `extensions/*` order, payment and inventory start in each
+    /// environment (`--extensions DIR`). With one, the functions' environment also gets `URL`,
+    /// the search engine, for the telemetry extension.
+    pub extensions_layer: Option<PathBuf>,
 }
 
 impl StackConfig {
@@ -128,6 +133,7 @@ impl StackConfig {
             dynamodb: DynamoDbSetup::default(),
             search: SearchSetup::default(),
             analytics: Some(FirehoseSetup::default()),
+            extensions_layer: None,
         }
     }
 
@@ -441,25 +447,7 @@ impl LocalStack {
                 .unwrap_or_default()
         };
 
-        let order_url = url_of("order");
-        let (binaries, transform_binary) = function_binaries(&config).await?;
-        let mut shared_env = vec![
-            ("INVENTORY_SERVICE_URL".to_owned(), url_of("inventory")),
-            ("PAYMENT_SERVICE_URL".to_owned(), url_of("payment")),
-        ];
-        shared_env.extend(dynamodb.function_env());
-        shared_env.extend(config.service_env.iter().cloned());
-        let mut functions = BTreeMap::new();
-        for (name, binary) in SERVICES.into_iter().zip(binaries) {
-            let key = credentials
-                .key_of(&topology.role_arn(&function_role(name)))
-                .ok_or_else(|| StackError::State(format!("no key for {name}")))?;
-            let function = service_function(&config, name, binary, key, &shared_env, daemon.addr)
-                .with_facade(Arc::clone(&facade));
-            functions.insert(name.to_owned(), Arc::new(function));
-        }
-
-        let metrics = Arc::new(MetricsRecorder::default());
+        // The search engine before the functions: the telemetry extension is told its URL.
         let keys = credentials
             .index()
             .map_err(|e| StackError::State(e.to_string()))?;
@@ -470,6 +458,24 @@ impl LocalStack {
             &config.region,
         )
         .await?;
+
+        let order_url = url_of("order");
+        let (binaries, transform_binary) = function_binaries(&config).await?;
+        let shared_env = shared_function_env(
+            &config,
+            [url_of("inventory"), url_of("payment")],
+            &dynamodb,
+            &search_state,
+        );
+        let mut functions = service_functions(
+            &config,
+            (&topology, &credentials),
+            binaries,
+            &shared_env,
+            (&daemon, &facade),
+        )?;
+
+        let metrics = Arc::new(MetricsRecorder::default());
         let analytics = match (&config.analytics, transform_binary) {
             (Some(setup), Some(binary)) => Some(
                 start_analytics(
@@ -484,13 +490,8 @@ impl LocalStack {
             ),
             _ => None,
         };
-        let access_log_path = config.state_dir.join("access-log.jsonl");
-        let mut access_log_writer = AccessLogWriter::to_file(&access_log_path)
-            .map_err(io(format!("opening {}", access_log_path.display())))?;
-        if let Some((stream, _)) = &analytics {
-            access_log_writer = access_log_writer.with_subscriber(Arc::clone(stream) as _);
-        }
-        let access_log = Arc::new(access_log_writer);
+        let (access_log_path, access_log) =
+            open_access_log(&config, analytics.as_ref().map(|(stream, _)| stream))?;
         let network = Arc::new(LatticeNetwork::new(
             topology.clone(),
             Verifier::new(keys, config.region.clone(), SigningRules::lattice()),
@@ -588,6 +589,12 @@ impl LocalStack {
         })
     }
 
+    /// Shuts every function's environments down (their extensions get `SHUTDOWN` and flush),
+    /// leaving the rest of the stack up: a run's telemetry is complete only after this.
+    pub async fn shut_down_functions(&self) {
+        shut_down_all(&self.functions).await;
+    }
+
     /// The URL of `service`'s listener.
     pub fn service_url(&self, service: &str) -> Option<String> {
         self.state.services.get(service).map(|s| s.url.clone())
@@ -663,9 +670,7 @@ impl LocalStack {
         let _ = std::fs::remove_file(StackState::path(&config.state_dir));
         // Kill every environment's process explicitly: idle keep-alive connections can hold
         // references to the functions for a while, so dropping is not enough.
-        for function in functions.values() {
-            function.shutdown().await;
-        }
+        shut_down_all(&functions).await;
         drop(network);
         let _ = tokio::task::spawn_blocking(move || dynamodb.stop()).await;
         search.stop().await;
@@ -779,6 +784,89 @@ async fn function_binaries(
     Ok((binaries, transform))
 }
 
+/// Shuts the functions down at once (each gives its extensions up to 2 s).
+async fn shut_down_all(functions: &BTreeMap<String, Arc<Function>>) {
+    let shutdowns: Vec<_> = functions
+        .values()
+        .map(|function| {
+            let function = Arc::clone(function);
+            tokio::spawn(async move { function.shutdown().await })
+        })
+        .collect();
+    for shutdown in shutdowns {
+        let _ = shutdown.await;
+    }
+}
+
+/// order, payment and inventory, each running as its role, with the layer's extensions.
+fn service_functions(
+    config: &StackConfig,
+    (topology, credentials): (&NetworkTopology, &CredentialsFile),
+    binaries: Vec<PathBuf>,
+    shared_env: &[(String, String)],
+    (daemon, facade): (&XrayDaemon, &Arc<Facade>),
+) -> Result<BTreeMap<String, Arc<Function>>, StackError> {
+    let extensions = match &config.extensions_layer {
+        Some(layer) => {
+            extension_files(layer).map_err(io(format!("reading {}/extensions", layer.display())))?
+        }
+        None => Vec::new(),
+    };
+    let mut functions = BTreeMap::new();
+    for (name, binary) in SERVICES.into_iter().zip(binaries) {
+        let key = credentials
+            .key_of(&topology.role_arn(&function_role(name)))
+            .ok_or_else(|| StackError::State(format!("no key for {name}")))?;
+        let function = service_function(
+            config,
+            name,
+            binary,
+            key,
+            (shared_env, &extensions),
+            daemon.addr,
+        )
+        .with_facade(Arc::clone(facade));
+        functions.insert(name.to_owned(), Arc::new(function));
+    }
+    Ok(functions)
+}
+
+/// The access log file, streaming into the Firehose stream when there is one.
+fn open_access_log(
+    config: &StackConfig,
+    stream: Option<&Arc<DeliveryStream>>,
+) -> Result<(PathBuf, Arc<AccessLogWriter>), StackError> {
+    let path = config.state_dir.join("access-log.jsonl");
+    let mut writer =
+        AccessLogWriter::to_file(&path).map_err(io(format!("opening {}", path.display())))?;
+    if let Some(stream) = stream {
+        writer = writer.with_subscriber(Arc::clone(stream) as _);
+    }
+    Ok((path, Arc::new(writer)))
+}
+
+/// The environment every service function gets: its peers' URLs, the DynamoDB tables, the
+/// search engine for the telemetry extension when there are extensions, the services' knobs.
+fn shared_function_env(
+    config: &StackConfig,
+    [inventory_url, payment_url]: [String; 2],
+    dynamodb: &StackDynamoDb,
+    search: &SearchState,
+) -> Vec<(String, String)> {
+    let mut env = vec![
+        ("INVENTORY_SERVICE_URL".to_owned(), inventory_url),
+        ("PAYMENT_SERVICE_URL".to_owned(), payment_url),
+    ];
+    env.extend(dynamodb.function_env());
+    if config.extensions_layer.is_some() {
+        // The telemetry extension ships to this stack's search engine, signing with the
+        // function's role as it signs for OpenSearch Service on AWS.
+        env.push(("URL".to_owned(), search.url.clone()));
+    }
+    env.extend(config.service_env.iter().cloned());
+    env
+}
+
 /// The function of service `name`, running as its role (`key`): order waits for two downstream
 /// calls, so its timeout is its own.
 fn service_function(
@@ -786,7 +874,7 @@ fn service_function(
     name: &str,
     binary: PathBuf,
     key: &PrincipalKey,
-    shared_env: &[(String, String)],
+    (shared_env, extensions): (&[(String, String)], &[PathBuf]),
     daemon: SocketAddr,
 ) -> Function {
     let mut env = vec![
@@ -817,6 +905,7 @@ fn service_function(
                 .unwrap_or_else(|| daemon.to_string()),
         ),
         show_logs: config.show_logs,
+        extensions: extensions.to_vec(),
     })
 }
 
@@ -848,6 +937,7 @@ fn runner_function(
         account_id: config.account_id.clone(),
         xray_daemon: Some(daemon.to_string()),
         show_logs: config.show_logs,
+        extensions: Vec::new(),
     }))
 }
 
@@ -900,6 +990,7 @@ async fn start_analytics(
             account_id: config.account_id.clone(),
             xray_daemon: Some(daemon.addr.to_string()),
             show_logs: config.show_logs,
+            extensions: Vec::new(),
         })
         .with_facade(Arc::clone(facade)),
     );

@@ -45,6 +45,7 @@ async fn function_segment_parents_the_functions_own_segment() {
         account_id: "123456789012".into(),
         xray_daemon: Some(daemon.addr.to_string()),
         show_logs: false,
+        extensions: Vec::new(),
     })
     .with_facade(facade);
 

@@ -42,6 +42,7 @@ async fn payment(
         account_id: "123456789012".into(),
         xray_daemon: None,
         show_logs: false,
+        extensions: Vec::new(),
     });
     (function, dynamodb)
 }

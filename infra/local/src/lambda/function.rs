@@ -8,19 +8,20 @@
 //! environments are replaced by more cold starts, and the stack never recovers (measured: a step
 //! from 125 to 250 orders/s on 2 vCPUs, p99 over 12 s with throttling until the load stopped).
 
-use std::collections::HashMap;
 use std::path::PathBuf;
-use std::process::Stdio;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use tokio::process::Command;
-use tokio::sync::{mpsc, oneshot, watch, Notify, Semaphore};
+use tokio::sync::{oneshot, Notify, OwnedSemaphorePermit, Semaphore};
 
+use super::environment::{self, Control, Environment, FunctionShared};
+use super::extensions_api::ShutdownReason;
 use super::facade::{Facade, InvocationRecord};
-use super::runtime_api::{Invocation, Outcome, RuntimeApi};
+use super::platform_records::{self as records, Report, Status};
+use super::runtime_api::{Invocation, Outcome};
+use super::telemetry_api::{RecordKind, TelemetryStats};
 
 /// Lambda's limit on an environment's init phase.
 pub const INIT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -48,6 +49,8 @@ pub struct FunctionConfig {
     pub xray_daemon: Option<String>,
     /// Let the processes' stdout/stderr through (otherwise discarded).
     pub show_logs: bool,
+    /// The external extensions each environment starts first (a layer's `extensions/*`).
+    pub extensions: Vec<PathBuf>,
 }
 
 impl FunctionConfig {
@@ -57,6 +60,44 @@ impl FunctionConfig {
             "arn:aws:lambda:{}:{}:function:{}",
             self.region, self.account_id, self.name
         )
+    }
+
+    /// The environment of an environment's processes (the runtime and its extensions).
+    pub fn process_env(&self, runtime_api: &str) -> Vec<(String, String)> {
+        let mut env: Vec<(String, String)> = [
+            ("PATH", "/usr/local/bin:/usr/bin:/bin".to_owned()),
+            ("AWS_LAMBDA_RUNTIME_API", runtime_api.to_owned()),
+            ("AWS_LAMBDA_FUNCTION_NAME", self.name.clone()),
+            (
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+                self.memory_mb.to_string(),
+            ),
+            ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".to_owned()),
+            (
+                "AWS_LAMBDA_LOG_GROUP_NAME",
+                format!("/aws/lambda/{}", self.name),
+            ),
+            ("AWS_LAMBDA_LOG_STREAM_NAME", "local/[$LATEST]0".to_owned()),
+            ("AWS_REGION", self.region.clone()),
+            ("AWS_DEFAULT_REGION", self.region.clone()),
+            ("AWS_EXECUTION_ENV", "AWS_Lambda_provided.al2023".to_owned()),
+            (
+                "LAMBDA_TASK_ROOT",
+                self.binary
+                    .parent()
+                    .unwrap_or(&self.binary)
+                    .display()
+                    .to_string(),
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        env.extend(self.env.iter().cloned());
+        if let Some(daemon) = &self.xray_daemon {
+            env.push(("AWS_XRAY_DAEMON_ADDRESS".to_owned(), daemon.clone()));
+        }
+        env
     }
 }
 
@@ -109,54 +150,68 @@ pub struct FunctionStats {
     pub init_durations: Vec<Duration>,
     /// Invocations throttled.
     pub throttled: u64,
+    /// Invocations handed to an environment.
+    pub invocations: u64,
 }
 
-/// Kill switches of the live environments, by environment number, so the function can stop
-/// every process at shutdown even while an invocation still holds its environment.
-type KillSwitches = Arc<Mutex<HashMap<u64, oneshot::Sender<()>>>>;
-
-struct Environment {
-    api: RuntimeApi,
-    next: mpsc::Sender<Invocation>,
-    exited: watch::Receiver<Option<String>>,
-    number: u64,
-    kills: KillSwitches,
+/// The environments waiting for work, and the counters: shared with the tasks that finish an
+/// invocation after its response went back (while extensions still work).
+#[derive(Default)]
+struct Pool {
+    idle: Mutex<Vec<Environment>>,
+    /// Signalled each time an environment goes back to `idle`.
+    freed: Notify,
+    stats: Mutex<FunctionStats>,
+    stopped: AtomicBool,
 }
 
-impl Environment {
-    fn is_alive(&self) -> bool {
-        self.exited.borrow().is_none()
+impl Pool {
+    fn bump(&self, f: impl FnOnce(&mut FunctionStats)) {
+        f(&mut self.stats.lock().unwrap_or_else(PoisonError::into_inner));
     }
-}
 
-impl Drop for Environment {
-    fn drop(&mut self) {
-        let kill = self
-            .kills
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&self.number);
-        if let Some(kill) = kill {
-            let _ = kill.send(());
+    /// Back to `idle`, or retired when it cannot be reused.
+    fn release(&self, environment: Environment, reusable: bool) {
+        if reusable && environment.is_alive() && !self.stopped.load(Ordering::Relaxed) {
+            self.idle
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(environment);
+            self.freed.notify_one();
+        } else {
+            // Timed out or exited: not reused.
+            self.bump(|s| s.environments_lost += 1);
+            let reason = if environment.is_alive() {
+                ShutdownReason::Timeout
+            } else {
+                ShutdownReason::Failure
+            };
+            environment.retire(reason);
         }
+    }
+
+    fn take_idle(&self) -> Option<Environment> {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        while let Some(environment) = idle.pop() {
+            if environment.is_alive() {
+                return Some(environment);
+            }
+            self.bump(|s| s.environments_lost += 1);
+        }
+        None
     }
 }
 
 /// A function and its environments.
 pub struct Function {
     config: FunctionConfig,
-    idle: Mutex<Vec<Environment>>,
-    /// Signalled each time an environment goes back to `idle`.
-    freed: Notify,
+    pool: Arc<Pool>,
     /// One per CPU: environments initialising at once.
     init_slots: Semaphore,
     permits: Arc<Semaphore>,
     request_counter: AtomicU64,
-    stats: Mutex<FunctionStats>,
-    pids: Arc<Mutex<Vec<u32>>>,
-    kills: KillSwitches,
+    shared: FunctionShared,
     environment_counter: AtomicU64,
-    stopped: std::sync::atomic::AtomicBool,
     facade: Option<Arc<Facade>>,
 }
 
@@ -168,24 +223,27 @@ impl std::fmt::Debug for Function {
     }
 }
 
+/// How the runtime's part of an invocation ended.
+struct RuntimePart {
+    result: Result<InvokeOutput, InvokeError>,
+    status: Status,
+    error_type: Option<String>,
+}
+
 impl Function {
     /// A function with no environment yet (they start on demand).
     pub fn new(config: FunctionConfig) -> Self {
         let permits = Arc::new(Semaphore::new(config.concurrency.max(1)));
         Self {
             config,
-            idle: Mutex::default(),
-            freed: Notify::new(),
+            pool: Arc::default(),
             init_slots: Semaphore::new(
                 std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
             ),
             permits,
             request_counter: AtomicU64::new(1),
-            stats: Mutex::default(),
-            pids: Arc::default(),
-            kills: Arc::default(),
+            shared: FunctionShared::default(),
             environment_counter: AtomicU64::new(0),
-            stopped: std::sync::atomic::AtomicBool::new(false),
             facade: None,
         }
     }
@@ -209,34 +267,90 @@ impl Function {
 
     /// Counters so far.
     pub fn stats(&self) -> FunctionStats {
-        self.stats.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.pool
+            .stats
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Environments waiting for work.
     pub fn idle_environments(&self) -> usize {
-        self.idle.lock().unwrap_or_else(|p| p.into_inner()).len()
-    }
-
-    /// Process ids of the environments alive now (busy or idle).
-    pub fn process_ids(&self) -> Vec<u32> {
-        self.pids.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    /// Stops every environment's process, busy or idle; later invocations start new ones.
-    /// Returns once the processes are gone (or after 2 seconds).
-    pub async fn shutdown(&self) {
-        self.stopped.store(true, Ordering::Relaxed);
-        self.idle.lock().unwrap_or_else(|p| p.into_inner()).clear();
-        let kills: Vec<oneshot::Sender<()>> = self
-            .kills
+        self.pool
+            .idle
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .drain()
-            .map(|(_, kill)| kill)
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    /// Process ids of the runtimes alive now (busy or idle environments).
+    pub fn process_ids(&self) -> Vec<u32> {
+        self.shared
+            .runtime_pids
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Telemetry counters over every environment so far.
+    pub fn telemetry_stats(&self) -> TelemetryStats {
+        *self
+            .shared
+            .telemetry
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The extensions' last lines (up to 200), oldest first.
+    pub fn extension_lines(&self) -> Vec<String> {
+        self.shared
+            .extension_lines
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .cloned()
+            .collect()
+    }
+
+    /// Pids of every process of the idle environments (runtimes and extensions).
+    pub fn idle_environment_pids(&self) -> Vec<u32> {
+        self.pool
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .flat_map(Environment::pids)
+            .collect()
+    }
+
+    /// Stops every environment, busy or idle: extensions get `SHUTDOWN` and up to 2 s, then
+    /// every process is killed. Later invocations start new environments. Returns once the
+    /// processes are gone (or after 2 more seconds).
+    pub async fn shutdown(&self) {
+        self.pool.stopped.store(true, Ordering::Relaxed);
+        let idle: Vec<Environment> = self
+            .pool
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .drain(..)
             .collect();
-        for kill in kills {
-            let _ = kill.send(());
+        let controls: Vec<Control> = self
+            .shared
+            .controls
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .drain()
+            .map(|(_, control)| control)
+            .collect();
+        let shutdowns: Vec<_> = controls
+            .into_iter()
+            .map(|control| tokio::spawn(control.shut_down(ShutdownReason::Spindown)))
+            .collect();
+        for shutdown in shutdowns {
+            let _ = shutdown.await;
         }
+        drop(idle);
         for _ in 0..200 {
             if self.process_ids().is_empty() {
                 return;
@@ -245,138 +359,31 @@ impl Function {
         }
     }
 
-    fn bump(&self, f: impl FnOnce(&mut FunctionStats)) {
-        f(&mut self.stats.lock().unwrap_or_else(|p| p.into_inner()));
-    }
-
-    async fn start_environment(&self) -> Result<Environment, InvokeError> {
-        let (api, next) = RuntimeApi::start()
-            .await
-            .map_err(|e| InvokeError::InitFailed(e.to_string()))?;
-        let config = &self.config;
-        let mut command = Command::new(&config.binary);
-        command
-            .env_clear()
-            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
-            .env("AWS_LAMBDA_RUNTIME_API", api.addr.to_string())
-            .env("AWS_LAMBDA_FUNCTION_NAME", &config.name)
-            .env(
-                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
-                config.memory_mb.to_string(),
-            )
-            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-            .env(
-                "AWS_LAMBDA_LOG_GROUP_NAME",
-                format!("/aws/lambda/{}", config.name),
-            )
-            .env("AWS_LAMBDA_LOG_STREAM_NAME", "local/[$LATEST]0")
-            .env("AWS_REGION", &config.region)
-            .env("AWS_DEFAULT_REGION", &config.region)
-            .env("AWS_EXECUTION_ENV", "AWS_Lambda_provided.al2023")
-            .env(
-                "LAMBDA_TASK_ROOT",
-                config.binary.parent().unwrap_or(&config.binary),
-            )
-            .envs(config.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
-            .kill_on_drop(true);
-        if let Some(daemon) = &config.xray_daemon {
-            command.env("AWS_XRAY_DAEMON_ADDRESS", daemon);
-        }
-        if !config.show_logs {
-            command.stdout(Stdio::null()).stderr(Stdio::null());
-        }
-        let mut child = command
-            .spawn()
-            .map_err(|e| InvokeError::InitFailed(format!("{}: {e}", config.binary.display())))?;
-        let (exited_tx, exited) = watch::channel(None);
-        let (kill, kill_rx) = oneshot::channel::<()>();
-        let pid = child.id();
-        let pids = Arc::clone(&self.pids);
-        if let Some(pid) = pid {
-            pids.lock().unwrap_or_else(|p| p.into_inner()).push(pid);
-        }
-        tokio::spawn(async move {
-            let status = tokio::select! {
-                status = child.wait() => status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string()),
-                _ = kill_rx => {
-                    let _ = child.kill().await;
-                    "shut down".to_owned()
-                }
-            };
-            if let Some(pid) = pid {
-                pids.lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .retain(|p| *p != pid);
-            }
-            let _ = exited_tx.send(Some(status));
-        });
-        let number = self.environment_counter.fetch_add(1, Ordering::Relaxed);
-        self.kills
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(number, kill);
-        let environment = Environment {
-            api,
-            next,
-            exited,
-            number,
-            kills: Arc::clone(&self.kills),
-        };
-        let mut exited = environment.exited.clone();
-        tokio::select! {
-            _ = environment.api.ready() => {}
-            _ = exited.changed() => {
-                let why = exited.borrow().clone().unwrap_or_default();
-                return Err(InvokeError::InitFailed(format!("process exited during init: {why}")));
-            }
-            _ = tokio::time::sleep(INIT_TIMEOUT) => {
-                return Err(InvokeError::InitFailed("init timed out after 10 seconds".to_owned()));
-            }
-        }
-        if let Some(error) = environment.api.init_error() {
-            return Err(InvokeError::InitFailed(
-                String::from_utf8_lossy(&error).into_owned(),
-            ));
-        }
-        let init = environment.api.init_duration().unwrap_or_default();
-        self.bump(|s| {
-            s.environments_started += 1;
-            s.init_durations.push(init);
-        });
-        Ok(environment)
-    }
-
     /// An idle environment, or, whichever comes first, one freed by another invocation or a new
     /// one this invocation starts once an init slot is free (then with its init duration).
     async fn environment(&self) -> Result<(Environment, Option<Duration>), InvokeError> {
         loop {
-            if let Some(environment) = self.take_idle() {
+            if let Some(environment) = self.pool.take_idle() {
                 return Ok((environment, None));
             }
             tokio::select! {
                 // `notify_one` keeps a permit when nobody waits, so a release between
                 // `take_idle` and here is not missed.
-                _ = self.freed.notified() => continue,
+                () = self.pool.freed.notified() => continue,
                 slot = self.init_slots.acquire() => {
                     let _slot = slot.map_err(|e| InvokeError::InitFailed(e.to_string()))?;
-                    let environment = self.start_environment().await?;
-                    let init = environment.api.init_duration();
-                    return Ok((environment, init));
+                    let number = self.environment_counter.fetch_add(1, Ordering::Relaxed);
+                    let environment =
+                        environment::start(&self.config, number, &self.shared).await?;
+                    let init = environment.init_duration;
+                    self.pool.bump(|s| {
+                        s.environments_started += 1;
+                        s.init_durations.push(init);
+                    });
+                    return Ok((environment, Some(init)));
                 }
             }
         }
-    }
-
-    fn take_idle(&self) -> Option<Environment> {
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        while let Some(environment) = idle.pop() {
-            if environment.is_alive() {
-                return Some(environment);
-            }
-            self.bump(|s| s.environments_lost += 1);
-        }
-        None
     }
 
     /// Invokes the function synchronously (`RequestResponse`) with `event`. A `trace_id` given
@@ -387,8 +394,8 @@ impl Function {
         event: Bytes,
         trace_id: Option<String>,
     ) -> Result<InvokeOutput, InvokeError> {
-        let Ok(_permit) = Arc::clone(&self.permits).try_acquire_owned() else {
-            self.bump(|s| s.throttled += 1);
+        let Ok(permit) = Arc::clone(&self.permits).try_acquire_owned() else {
+            self.pool.bump(|s| s.throttled += 1);
             return Err(InvokeError::Throttled);
         };
         let arrived = SystemTime::now();
@@ -398,7 +405,7 @@ impl Function {
         };
         let trace_id =
             trace_id.or_else(|| facade.as_ref().map(|(_, trace)| trace.runtime_header()));
-        let result = self.invoke_in_environment(event, trace_id).await;
+        let result = self.invoke_in_environment(event, trace_id, permit).await;
         if let Some((facade, trace)) = facade {
             let epoch = |t: SystemTime| {
                 t.duration_since(UNIX_EPOCH)
@@ -431,19 +438,90 @@ impl Function {
         &self,
         event: Bytes,
         trace_id: Option<String>,
+        permit: OwnedSemaphorePermit,
     ) -> Result<InvokeOutput, InvokeError> {
         let (environment, init_duration) = self.environment().await?;
+        self.pool.bump(|s| s.invocations += 1);
         let request_id = format!(
             "{:08x}-0000-4000-8000-{:012x}",
             std::process::id(),
             self.request_counter.fetch_add(1, Ordering::Relaxed)
         );
+        let deadline = Instant::now() + self.config.timeout;
         let deadline_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| (d + self.config.timeout).as_millis() as u64);
+        let telemetry = Arc::clone(&environment.telemetry);
+        telemetry.emit(
+            RecordKind::Platform,
+            "platform.start",
+            &records::start(&request_id, trace_id.as_deref()),
+        );
+        environment.extensions.deliver_invoke(
+            &request_id,
+            deadline_ms,
+            &self.config.arn(),
+            trace_id.as_deref(),
+        );
+        let started = Instant::now();
+        let part = self
+            .run_runtime(
+                &environment,
+                event,
+                &request_id,
+                deadline_ms,
+                trace_id.clone(),
+                init_duration,
+            )
+            .await;
+        telemetry.emit(
+            RecordKind::Platform,
+            "platform.runtimeDone",
+            &records::runtime_done(
+                &request_id,
+                part.status,
+                part.error_type.as_deref(),
+                started.elapsed(),
+                part.result.as_ref().map_or(0, |o| o.payload.len()),
+                trace_id.as_deref(),
+            ),
+        );
+        let finish = Finish {
+            pool: Arc::clone(&self.pool),
+            memory_mb: self.config.memory_mb,
+            request_id,
+            trace_id,
+            init_duration,
+            started,
+            deadline,
+            status: part.status,
+            error_type: part.error_type,
+        };
+        if environment.extensions.any_registered() && part.status != Status::Timeout {
+            // As on AWS the response goes back now; the environment is busy until every
+            // extension has called `next` again.
+            tokio::spawn(finish.after_extensions(environment, permit));
+        } else {
+            finish.report(&environment);
+            let reusable = matches!(part.status, Status::Success | Status::Error);
+            self.pool.release(environment, reusable);
+            drop(permit);
+        }
+        part.result
+    }
+
+    async fn run_runtime(
+        &self,
+        environment: &Environment,
+        event: Bytes,
+        request_id: &str,
+        deadline_ms: u64,
+        trace_id: Option<String>,
+        init_duration: Option<Duration>,
+    ) -> RuntimePart {
         let (reply, outcome) = oneshot::channel();
         let invocation = Invocation {
-            request_id: request_id.clone(),
+            request_id: request_id.to_owned(),
             event,
             deadline_ms,
             function_arn: self.config.arn(),
@@ -451,43 +529,99 @@ impl Function {
             reply,
         };
         let started = Instant::now();
+        let failure = |error: InvokeError| RuntimePart {
+            error_type: Some("Runtime.ExitError".to_owned()),
+            result: Err(error),
+            status: Status::Failure,
+        };
         if environment.next.send(invocation).await.is_err() {
-            self.bump(|s| s.environments_lost += 1);
-            return Err(InvokeError::EnvironmentExited(
+            return failure(InvokeError::EnvironmentExited(
                 "runtime API closed".to_owned(),
             ));
         }
         let mut exited = environment.exited.clone();
-        let result = tokio::select! {
+        tokio::select! {
             outcome = outcome => match outcome {
-                Ok(Outcome::Response(payload)) => Ok(InvokeOutput { payload, request_id, init_duration, duration: started.elapsed() }),
-                Ok(Outcome::FunctionError { error_type, body }) => Err(InvokeError::Function { error_type, body }),
-                Err(_) => Err(InvokeError::EnvironmentExited("no response".to_owned())),
+                Ok(Outcome::Response(payload)) => RuntimePart {
+                    result: Ok(InvokeOutput { payload, request_id: request_id.to_owned(), init_duration, duration: started.elapsed() }),
+                    status: Status::Success,
+                    error_type: None,
+                },
+                Ok(Outcome::FunctionError { error_type, body }) => RuntimePart {
+                    status: Status::Error,
+                    error_type: Some(error_type.clone()),
+                    result: Err(InvokeError::Function { error_type, body }),
+                },
+                Err(_) => failure(InvokeError::EnvironmentExited("no response".to_owned())),
             },
-            _ = tokio::time::sleep(self.config.timeout) => {
+            () = tokio::time::sleep(self.config.timeout) => RuntimePart {
                 // Lambda's message, with the timeout to two decimals.
-                Err(InvokeError::Timeout(format!("Task timed out after {:.2} seconds", self.config.timeout.as_secs_f64())))
-            }
-            _ = exited.changed() => {
-                let why = exited.borrow().clone().unwrap_or_default();
-                Err(InvokeError::EnvironmentExited(why))
-            }
-        };
-        match &result {
-            Ok(_) | Err(InvokeError::Function { .. })
-                if environment.is_alive() && !self.stopped.load(Ordering::Relaxed) =>
-            {
-                self.idle
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push(environment);
-                self.freed.notify_one();
-            }
-            _ => {
-                // Timed out or exited: the environment is not reused (dropping it kills the process).
-                self.bump(|s| s.environments_lost += 1);
+                result: Err(InvokeError::Timeout(format!("Task timed out after {:.2} seconds", self.config.timeout.as_secs_f64()))),
+                status: Status::Timeout,
+                error_type: Some("Sandbox.Timedout".to_owned()),
+            },
+            why = exited.wait_for(Option::is_some) => {
+                let why = why.map(|why| why.clone().unwrap_or_default()).unwrap_or_default();
+                failure(InvokeError::EnvironmentExited(why))
             }
         }
-        result
+    }
+}
+
+/// The end of an invocation: its `platform.report` and the environment's release.
+struct Finish {
+    pool: Arc<Pool>,
+    memory_mb: u32,
+    request_id: String,
+    trace_id: Option<String>,
+    init_duration: Option<Duration>,
+    started: Instant,
+    deadline: Instant,
+    status: Status,
+    error_type: Option<String>,
+}
+
+impl Finish {
+    fn report(&self, environment: &Environment) {
+        environment.telemetry.emit(
+            RecordKind::Platform,
+            "platform.report",
+            &records::report(&Report {
+                request_id: &self.request_id,
+                status: self.status,
+                error_type: self.error_type.as_deref(),
+                duration: self.started.elapsed(),
+                init: self.init_duration,
+                memory_mb: self.memory_mb,
+                max_memory_used_mb: records::peak_memory_mb(&environment.pids()),
+                trace_id: self.trace_id.as_deref(),
+            }),
+        );
+    }
+
+    /// Waits (up to the invocation's deadline) for every extension to call `next`, then reports
+    /// and releases the environment.
+    async fn after_extensions(mut self, environment: Environment, permit: OwnedSemaphorePermit) {
+        let mut exited = environment.exited.clone();
+        let done = tokio::select! {
+            () = environment.extensions.all_ready() => true,
+            () = tokio::time::sleep_until(self.deadline.into()) => false,
+            _ = exited.wait_for(Option::is_some) => false,
+        };
+        if !done && self.status == Status::Success {
+            self.status = if environment.is_alive() {
+                Status::Timeout
+            } else {
+                Status::Failure
+            };
+            self.error_type = Some(match self.status {
+                Status::Timeout => "Sandbox.Timedout".to_owned(),
+                _ => "Extension.Crash".to_owned(),
+            });
+        }
+        self.report(&environment);
+        let reusable = done && matches!(self.status, Status::Success | Status::Error);
+        self.pool.release(environment, reusable);
+        drop(permit);
     }
 }

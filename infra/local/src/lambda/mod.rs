@@ -10,11 +10,18 @@
 //!
 //! # Layout
 //! - [`runtime_api`]: the Runtime API one environment's process polls.
+//! - [`extensions_api`], [`telemetry_api`]: the Extensions and Telemetry APIs on the same address,
+//!   for the extensions a function's layer brings; [`platform_records`]: the `platform.*` records.
+//! - [`environment`]: one environment's processes, init phase and shutdown.
 //! - [`function`]: a function's environments and `invoke`.
 //! - [`facade`]: the segments Lambda itself sends under Active tracing.
 //! - [`invoke_api`]: the Invoke API (`aws-sdk-lambda` with `endpoint_url`).
 
+pub mod environment;
+pub mod extensions_api;
 pub mod facade;
 pub mod function;
 pub mod invoke_api;
+pub mod platform_records;
 pub mod runtime_api;
+pub mod telemetry_api;

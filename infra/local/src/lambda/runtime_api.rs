@@ -2,10 +2,13 @@
 //! `GET /2018-06-01/runtime/invocation/next`, `POST …/invocation/{id}/response`,
 //! `POST …/invocation/{id}/error`, `POST …/init/error`. Each environment gets its own listener, so
 //! an invocation handed to an environment can only be taken by that environment's process.
+//!
+//! The same address (`AWS_LAMBDA_RUNTIME_API`) serves the environment's Extensions API
+//! ([`super::extensions_api`]) and Telemetry API ([`super::telemetry_api`]), as on AWS.
 
 use crate::http_server::serve;
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -15,6 +18,9 @@ use hyper::{Method, Request, Response, StatusCode};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::task::JoinHandle;
+
+use super::extensions_api::{self, ExtensionsApi};
+use super::telemetry_api::{self, TelemetryApi};
 
 const PREFIX: &str = "/2018-06-01/runtime";
 
@@ -57,6 +63,8 @@ struct State {
     init_duration: Mutex<Option<std::time::Duration>>,
     init_error: Mutex<Option<Bytes>>,
     ready: Notify,
+    extensions: Arc<ExtensionsApi>,
+    telemetry: Arc<TelemetryApi>,
 }
 
 /// A running Runtime API for one environment.
@@ -75,10 +83,14 @@ impl Drop for RuntimeApi {
 }
 
 impl RuntimeApi {
-    /// Starts a listener on loopback; invocations sent on the returned sender are served to the
-    /// process polling it.
-    pub async fn start() -> std::io::Result<(Self, mpsc::Sender<Invocation>)> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
+    /// Starts a listener on `ip` (a loopback address); invocations sent on the returned sender
+    /// are served to the process polling it.
+    pub async fn start(
+        ip: IpAddr,
+        extensions: Arc<ExtensionsApi>,
+        telemetry: Arc<TelemetryApi>,
+    ) -> std::io::Result<(Self, mpsc::Sender<Invocation>)> {
+        let listener = TcpListener::bind(SocketAddr::new(ip, 0)).await?;
         let addr = listener.local_addr()?;
         let (tx, rx) = mpsc::channel(1);
         let state = Arc::new(State {
@@ -88,6 +100,8 @@ impl RuntimeApi {
             init_duration: Mutex::default(),
             init_error: Mutex::default(),
             ready: Notify::new(),
+            extensions,
+            telemetry,
         });
         let served = Arc::clone(&state);
         let task = serve(listener, move |request, _| {
@@ -132,6 +146,31 @@ fn reply(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
 
 async fn route(state: &State, request: Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
     let path = request.uri().path().to_owned();
+    if let Some(rest) = path.strip_prefix(extensions_api::PREFIX) {
+        let method = request.method().as_str().to_owned();
+        let (parts, body) = request.into_parts();
+        let body = body
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        return state
+            .extensions
+            .route(&method, rest, &parts.headers, body)
+            .await;
+    }
+    if path == telemetry_api::PATH {
+        if request.method() != Method::PUT {
+            return reply(StatusCode::METHOD_NOT_ALLOWED, "{}");
+        }
+        let (parts, body) = request.into_parts();
+        let body = body
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        return state.telemetry.subscribe(&parts.headers, &body);
+    }
     let Some(rest) = path.strip_prefix(PREFIX) else {
         return reply(StatusCode::NOT_FOUND, "{}");
     };
