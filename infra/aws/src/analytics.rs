@@ -20,7 +20,8 @@ use std::path::Path;
 use serde_json::{json, Value};
 
 use crate::checks::{is_type, strings};
-use crate::template::{reference, sub_text, Template};
+use crate::telemetry;
+use crate::template::{guard_implies, guarded_items, implies, reference, sub_text, Template};
 
 /// The parameter that turns the analytics on (`"true"`) or leaves the core stack alone.
 pub const PARAMETER: &str = "TrafficAnalytics";
@@ -32,7 +33,7 @@ pub const TRANSFORM: &str = "AccessLogTransformFunction";
 pub const INDEX_TEMPLATE: &str = "analytics/lattice-access-template.json";
 /// The Firehose stream type.
 pub const STREAM: &str = "AWS::KinesisFirehose::DeliveryStream";
-const DOMAIN: &str = "AWS::OpenSearchService::Domain";
+pub(crate) const DOMAIN: &str = "AWS::OpenSearchService::Domain";
 const BUCKET: &str = "AWS::S3::Bucket";
 const ROLE: &str = "AWS::IAM::Role";
 const DESTINATION: &str = "AmazonopensearchserviceDestinationConfiguration";
@@ -137,7 +138,7 @@ pub fn as_text(value: &Value) -> Option<String> {
 }
 
 /// The role of this template a value names (`!GetAtt Role.Arn`, or `${Role.Arn}` as `!Sub`).
-fn role_of<'a>(template: &Template, value: &'a Value) -> Option<&'a str> {
+pub(crate) fn role_of<'a>(template: &Template, value: &'a Value) -> Option<&'a str> {
     let id = match reference(value) {
         Some((id, Some("Arn"))) => id,
         _ => sub_text(value)?.strip_prefix("${")?.strip_suffix(".Arn}")?,
@@ -161,10 +162,21 @@ fn named<'a>(
 }
 
 /// Every logical id (or pseudo parameter, or parameter) an expression names: `Ref`,
-/// `Fn::GetAtt`, the `${…}` of `Fn::Sub`, and `DependsOn`.
-fn names_in(value: &Value, into: &mut BTreeSet<String>) {
+/// `Fn::GetAtt`, the `${…}` of `Fn::Sub`, and `DependsOn`; but not what it names only in the
+/// first branch of an `Fn::If` on a condition that implies `guard` (CloudFormation evaluates that
+/// branch only when the resources guarded by `guard` exist).
+fn names_in(template: &Template, value: &Value, guard: &str, into: &mut BTreeSet<String>) {
     match value {
         Value::Object(map) => {
+            if let Some([Value::String(condition), _, otherwise]) = map
+                .get("Fn::If")
+                .and_then(Value::as_array)
+                .map(Vec::as_slice)
+            {
+                if implies(template, condition, guard) {
+                    return names_in(template, otherwise, guard, into);
+                }
+            }
             if let Some(Value::String(id)) = map.get("Ref") {
                 into.insert(id.clone());
             }
@@ -182,17 +194,25 @@ fn names_in(value: &Value, into: &mut BTreeSet<String>) {
             for dependency in map.get("DependsOn").map(strings).unwrap_or_default() {
                 into.extend(dependency.as_str().map(str::to_owned));
             }
-            map.values().for_each(|v| names_in(v, into));
+            map.values()
+                .for_each(|v| names_in(template, v, guard, into));
         }
-        Value::Array(items) => items.iter().for_each(|v| names_in(v, into)),
+        Value::Array(items) => items
+            .iter()
+            .for_each(|v| names_in(template, v, guard, into)),
         _ => {}
     }
 }
 
-fn names(value: &Value) -> BTreeSet<String> {
+/// What [`names_in`] finds: what `value` names wherever `guard` may be false.
+pub(crate) fn unguarded_names(template: &Template, value: &Value, guard: &str) -> BTreeSet<String> {
     let mut found = BTreeSet::new();
-    names_in(value, &mut found);
+    names_in(template, value, guard, &mut found);
     found
+}
+
+fn names(template: &Template, value: &Value) -> BTreeSet<String> {
+    unguarded_names(template, value, CONDITION)
 }
 
 fn carries(value: &Value) -> bool {
@@ -201,9 +221,10 @@ fn carries(value: &Value) -> bool {
 
 /// The parameter (`"true"`/`"false"`, default `"false"`) and the condition (`!Equals [!Ref
 /// TrafficAnalytics, "true"]`); every analytics resource ([`ANALYTICS_TYPES`], [`TRANSFORM`])
-/// carries the condition; a resource or output that refers to one that carries it carries it too
-/// (else the core stack fails without it); and a resource used only by conditional ones carries it
-/// (else the core stack deploys a piece of the analytics).
+/// carries the condition; a resource or output that refers to one that carries it carries it too,
+/// or refers to it only inside an `Fn::If` on a condition that implies it (else the core stack
+/// fails without it); and a resource used only by conditional ones carries it (else the core stack
+/// deploys a piece of the analytics).
 pub fn conditions(template: &Template) -> Vec<String> {
     let mut problems = Vec::new();
     let parameter = &template.root["Parameters"][PARAMETER];
@@ -230,13 +251,13 @@ pub fn conditions(template: &Template) -> Vec<String> {
         .collect();
     let uses: BTreeMap<&str, BTreeSet<String>> = template
         .resources()
-        .map(|(id, resource)| (id, names(resource)))
+        .map(|(id, resource)| (id, names(template, resource)))
         .collect();
     let outputs = template.root["Outputs"].as_object().into_iter().flatten();
     let core_outputs: BTreeSet<String> = outputs
         .clone()
         .filter(|(_, output)| !carries(output))
-        .flat_map(|(_, output)| names(output))
+        .flat_map(|(_, output)| names(template, output))
         .collect();
     for (id, resource) in template.resources().filter(|(_, r)| !carries(r)) {
         let kind = resource["Type"].as_str().unwrap_or_default();
@@ -266,7 +287,7 @@ pub fn conditions(template: &Template) -> Vec<String> {
         }
     }
     for (name, output) in outputs.filter(|(_, o)| !carries(o)) {
-        for used in names(output)
+        for used in names(template, output)
             .iter()
             .filter(|u| conditional.contains(u.as_str()))
         {
@@ -378,15 +399,25 @@ fn firehose_roles_of<'a>(template: &'a Template, domain: &str) -> BTreeSet<&'a s
 /// or a service), exactly the master user and the Firehose roles writing into it; actions are
 /// [`ES_HTTP_ACTIONS`] spelled out, on this domain's paths only; and what a Firehose role is granted
 /// here its own policy grants too (an allow in either one suffices within an account, so a wider
-/// access policy would undo its least privilege).
+/// access policy would undo its least privilege). Only the telemetry extension's statements may be
+/// conditional (an `Fn::If` on a condition implying [`telemetry::CONDITION`]): they admit the
+/// function roles, which `telemetry::analytics_domain_access` checks; the rules above hold for
+/// them too.
 fn access_policy(template: &Template, id: &str, name: &str, master: Option<&str>) -> Vec<String> {
     let mut problems = Vec::new();
     let prefix = format!("{}/", domain_arn(name));
     let mut principals: BTreeMap<&str, BTreeSet<(String, String)>> = BTreeMap::new();
     let policy = &template.resource(id).unwrap()["Properties"]["AccessPolicies"];
-    for statement in strings(&policy["Statement"]) {
+    for (guard, statement) in guarded_items(&policy["Statement"]) {
         if statement["Effect"] != "Allow" {
             continue;
+        }
+        let conditional = !guard.is_empty();
+        if conditional && !guard_implies(template, &guard, telemetry::CONDITION) {
+            problems.push(format!(
+                "{id}: a statement chosen by {guard:?}: only the telemetry extension's (under a condition implying {}) may be conditional",
+                telemetry::CONDITION
+            ));
         }
         for exclusion in ["NotPrincipal", "NotAction", "NotResource"] {
             if statement.get(exclusion).is_some() {
@@ -428,6 +459,9 @@ fn access_policy(template: &Template, id: &str, name: &str, master: Option<&str>
                 ));
                 continue;
             };
+            if conditional {
+                continue;
+            }
             let grants = principals.entry(role).or_default();
             for action in &actions {
                 grants.extend(resources.iter().map(|r| (action.to_string(), r.clone())));

@@ -6,8 +6,8 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::analytics;
-use crate::template::{reference, sub_text, Template};
+use crate::template::{guarded_items, reference, sub_text, Template};
+use crate::{analytics, telemetry};
 
 /// X-Ray's write and read actions: X-Ray has no resource-level permissions for them, so `*` is
 /// the only resource they take.
@@ -159,13 +159,11 @@ pub const SERVICE_TABLES: &[ServiceTable] = &[
     },
 ];
 
-/// Strings or lists of strings, as IAM and CloudFormation allow both.
+/// Strings or lists of strings, as IAM and CloudFormation allow both; an `Fn::If` (of the list or
+/// of an item) gives the items of both branches, so that a rule holds whichever is chosen, and
+/// `Ref AWS::NoValue` gives none ([`guarded_items`] keeps the choices).
 pub(crate) fn strings(value: &Value) -> Vec<&Value> {
-    match value {
-        Value::Array(items) => items.iter().collect(),
-        Value::Null => Vec::new(),
-        other => vec![other],
-    }
+    guarded_items(value).into_iter().map(|(_, v)| v).collect()
 }
 
 pub(crate) fn is_type(template: &Template, id: &str, kind: &str) -> bool {
@@ -337,7 +335,7 @@ pub fn functions(template: &Template, template_dir: &Path) -> Vec<String> {
 
 /// A crate builds `binary` when it is the package's own binary (`src/main.rs`), a
 /// `src/bin/<binary>.rs`, or a `[[bin]]` of that name.
-fn crate_has_binary(crate_dir: &Path, binary: &str) -> bool {
+pub(crate) fn crate_has_binary(crate_dir: &Path, binary: &str) -> bool {
     let Ok(manifest) = std::fs::read_to_string(crate_dir.join("Cargo.toml")) else {
         return false;
     };
@@ -351,7 +349,8 @@ fn crate_has_binary(crate_dir: &Path, binary: &str) -> bool {
 /// Roles: no managed policies, no wildcard actions, and a bare `*` resource only for X-Ray's
 /// actions (and, on roles of functions attached to a VPC, the VPC-attach actions). Other
 /// wildcards may only end a scoped ARN: a log group's streams, a Lattice service's paths, the
-/// objects of a bucket of this template or the paths of its OpenSearch domain.
+/// objects of a bucket of this template, the paths of its OpenSearch domain or of the domain the
+/// telemetry extension is given. Conditional policies (`Fn::If`) count with every branch.
 pub fn least_privilege(template: &Template) -> Vec<String> {
     let mut problems = Vec::new();
     let vpc_roles: BTreeSet<&str> = template
@@ -390,7 +389,8 @@ pub fn least_privilege(template: &Template) -> Vec<String> {
                     } else if let Some(text) = sub_text(resource) {
                         let scoped = text.ends_with(":log-stream:*")
                             || service_paths(template, resource).is_some()
-                            || analytics::scoped_wildcard(template, text);
+                            || analytics::scoped_wildcard(template, text)
+                            || telemetry::scoped_wildcard(template, text);
                         if text.contains('*') && !scoped {
                             problems.push(format!("{id}: wildcard resource {text}"));
                         }
@@ -881,7 +881,8 @@ pub fn table_variables(template: &Template) -> Vec<String> {
 }
 
 /// Every rule over one template. The analytics rules read the index template from the
-/// repository root (`template_dir/../..`), as `sam build` reads the crates from there.
+/// repository root (`template_dir/../..`), as `sam build` reads the crates from there; the
+/// telemetry rules read the layer's crate and Makefile.
 pub fn all(template: &Template, template_dir: &Path) -> Vec<String> {
     let index_patterns =
         analytics::index_patterns(&template_dir.join("../..").join(analytics::INDEX_TEMPLATE));
@@ -892,6 +893,7 @@ pub fn all(template: &Template, template_dir: &Path) -> Vec<String> {
     [
         unreadable,
         analytics::all(template, &index_patterns),
+        telemetry::all(template, template_dir),
         lambda_target_groups(template),
         auth_policies(template),
         functions(template, template_dir),

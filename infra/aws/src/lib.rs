@@ -4,15 +4,19 @@
 //! table (on demand, TTL, point-in-time recovery), reached only by its own function, with exactly
 //! the actions it calls; and the optional traffic analytics (`TrafficAnalytics`: access log →
 //! Firehose → transform → OpenSearch), wired together, locked to this stack's roles, and absent
-//! from the core stack.
+//! from the core stack; and the optional telemetry extension (`TelemetryExtension`: a Lambda
+//! extension layer on order, payment and inventory writing their telemetry to OpenSearch), built
+//! for arm64 by the layer's Makefile, attached only with its condition, and given no more than it
+//! needs.
 //!
 //! `template` owns reading the YAML (CloudFormation's short-form tags turned into the long form);
 //! `checks` owns the rules, each returning the problems it finds so that tests can show a rule
 //! both passing on the real template and failing on a broken copy; `analytics` holds the traffic
-//! analytics' rules, which `checks::all` runs with the rest.
+//! analytics' rules and `telemetry` the extension's, which `checks::all` runs with the rest.
 
 pub mod analytics;
 pub mod checks;
+pub mod telemetry;
 pub mod template;
 
 pub use template::{Template, TemplateError};

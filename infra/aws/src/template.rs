@@ -107,6 +107,89 @@ pub fn sub_text(value: &Value) -> Option<&str> {
         .or_else(|| value.get("Fn::Sub").and_then(Value::as_str))
 }
 
+/// The `Fn::If` choices that lead to a value: each condition with the branch taken (`true` for
+/// the first).
+pub type Guard = Vec<(String, bool)>;
+
+/// Whether a value is `{"Ref": "AWS::NoValue"}`, which removes what holds it.
+pub fn is_no_value(value: &Value) -> bool {
+    value.get("Ref").and_then(Value::as_str) == Some("AWS::NoValue")
+}
+
+/// The values an expression may take, each with the choices that lead to it: an `Fn::If` gives
+/// its branches' values (recursively), `Ref AWS::NoValue` and `null` give nothing, anything else
+/// itself (with no choice).
+pub fn alternatives(value: &Value) -> Vec<(Guard, &Value)> {
+    let branches = value
+        .get("Fn::If")
+        .and_then(Value::as_array)
+        .filter(|_| value.as_object().is_some_and(|m| m.len() == 1));
+    match branches.map(Vec::as_slice) {
+        Some([Value::String(condition), then, otherwise]) => [(then, true), (otherwise, false)]
+            .into_iter()
+            .flat_map(|(branch, taken)| {
+                alternatives(branch).into_iter().map(move |(mut guard, v)| {
+                    guard.insert(0, (condition.clone(), taken));
+                    (guard, v)
+                })
+            })
+            .collect(),
+        _ if value.is_null() || is_no_value(value) => Vec::new(),
+        _ => vec![(Guard::new(), value)],
+    }
+}
+
+/// The items of a list-valued expression, each with the choices that lead to it: the list's own
+/// alternatives, flattened, and each item's (so `!If [C, [a, b], !Ref AWS::NoValue]` and
+/// `[!If [C, a, !Ref AWS::NoValue], b]` both give `a` under `C`). A single non-list value is a
+/// list of one, as IAM and CloudFormation allow.
+pub fn guarded_items(value: &Value) -> Vec<(Guard, &Value)> {
+    let mut items = Vec::new();
+    for (guard, list) in alternatives(value) {
+        let elements: Vec<&Value> = match list {
+            Value::Array(elements) => elements.iter().collect(),
+            other => vec![other],
+        };
+        for element in elements {
+            for (inner, item) in alternatives(element) {
+                let mut both = guard.clone();
+                both.extend(inner);
+                items.push((both, item));
+            }
+        }
+    }
+    items
+}
+
+/// Whether `condition` being true makes `target` true: it is `target`, or an `Fn::And` one of
+/// whose operands is `{"Condition": c}` with `c` implying `target`.
+pub fn implies(template: &Template, condition: &str, target: &str) -> bool {
+    fn walk(template: &Template, condition: &str, target: &str, depth: usize) -> bool {
+        if condition == target {
+            return true;
+        }
+        if depth > 16 {
+            return false;
+        }
+        let definition = &template.root["Conditions"][condition];
+        definition["Fn::And"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|operand| operand.get("Condition").and_then(Value::as_str))
+            .any(|c| walk(template, c, target, depth + 1))
+    }
+    walk(template, condition, target, 0)
+}
+
+/// Whether the choices of `guard` make `target` true: one of the conditions it takes the first
+/// branch of implies it.
+pub fn guard_implies(template: &Template, guard: &Guard, target: &str) -> bool {
+    guard
+        .iter()
+        .any(|(condition, taken)| *taken && implies(template, condition, target))
+}
+
 fn long_form(yaml: Yaml) -> Result<Value, TemplateError> {
     Ok(match yaml {
         Yaml::Null => Value::Null,
@@ -191,6 +274,41 @@ mod tests {
             Template::parse("Parameters: {}\n"),
             Err(TemplateError::Shape(_))
         ));
+    }
+
+    #[test]
+    fn conditional_values_come_with_the_choices_that_lead_to_them() {
+        let template = Template::parse(
+            "Conditions:\n  A: !Equals [x, y]\n  B: !And [!Condition A, !Equals [y, z]]\n  C: !Or [!Condition A, !Equals [y, z]]\nResources:\n  R:\n    Type: X\n    Properties:\n      L: !If [B, [a, b], !Ref AWS::NoValue]\n      M: [!If [A, a, !If [C, c, !Ref AWS::NoValue]], d]\n",
+        )
+        .unwrap();
+        let properties = &template.resource("R").unwrap()["Properties"];
+        let items = guarded_items(&properties["L"]);
+        assert_eq!(
+            items,
+            [
+                (vec![("B".to_owned(), true)], &json!("a")),
+                (vec![("B".to_owned(), true)], &json!("b")),
+            ]
+        );
+        let items = guarded_items(&properties["M"]);
+        assert_eq!(
+            items,
+            [
+                (vec![("A".to_owned(), true)], &json!("a")),
+                (
+                    vec![("A".to_owned(), false), ("C".to_owned(), true)],
+                    &json!("c")
+                ),
+                (vec![], &json!("d")),
+            ]
+        );
+        assert!(implies(&template, "B", "A"));
+        assert!(!implies(&template, "A", "B"));
+        // An Or does not imply its operands.
+        assert!(!implies(&template, "C", "A"));
+        assert!(guard_implies(&template, &items[0].0, "A"));
+        assert!(!guard_implies(&template, &items[1].0, "A"));
     }
 
     #[test]

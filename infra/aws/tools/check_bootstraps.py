@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Checks that `cargo lambda build --release --arm64` left a Linux arm64 `bootstrap` for every
-function in the template (`Metadata.BuildProperties.Binary`), under target/lambda/<binary>/.
+function in the template (`Metadata.BuildProperties.Binary`), and for every package a layer's
+Makefile builds (`-p NAME` in infra/aws/Makefile: the telemetry extension, when built in the same
+invocation as the functions), under target/lambda/<binary>/.
 
 Usage: python infra/aws/tools/check_bootstraps.py <workspace root> [binary ...]
 (the binaries named, or every one in the template)
@@ -16,12 +18,15 @@ def main():
     root = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else ".").resolve()
     template = (root / "infra" / "aws" / "template.yaml").read_text()
     binaries = re.findall(r"BuildProperties:\s*\n\s*Binary: (\S+)", template)
+    makefile = root / "infra" / "aws" / "Makefile"
+    if makefile.is_file():
+        binaries += re.findall(r"-p (\S+)", makefile.read_text())
     if not binaries:
         sys.exit("no BuildProperties.Binary in the template")
     wanted = sys.argv[2:]
     unknown = [b for b in wanted if b not in binaries]
     if unknown:
-        sys.exit(f"not functions of the template: {unknown}")
+        sys.exit(f"not functions or layer packages of the template: {unknown}")
     binaries = wanted or binaries
     failed = False
     for binary in binaries:

@@ -21,8 +21,12 @@ from importlib.metadata import version
 
 HERE = pathlib.Path(__file__).resolve().parent.parent
 SCHEMAS = pathlib.Path(cfnlint.__file__).parent / "data" / "schemas"
-# SAM's transform turns AWS::Serverless::Function into AWS::Lambda::Function.
-SAM_TYPES = {"AWS::Serverless::Function": "AWS::Lambda::Function"}
+# SAM's transform turns AWS::Serverless::Function into AWS::Lambda::Function and
+# AWS::Serverless::LayerVersion into AWS::Lambda::LayerVersion.
+SAM_TYPES = {
+    "AWS::Serverless::Function": "AWS::Lambda::Function",
+    "AWS::Serverless::LayerVersion": "AWS::Lambda::LayerVersion",
+}
 ACTION = re.compile(r"^[a-z0-9-]+:[A-Za-z0-9]+$")
 
 SAM_DEPLOY = {
