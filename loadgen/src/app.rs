@@ -13,7 +13,7 @@ use local_stack::firehose::FirehoseSetup;
 use local_stack::stack::{LocalStack, StackConfig};
 use tokio::sync::watch;
 
-use crate::analytics::local_run;
+use crate::analytics::{local_run, telemetry_run};
 use crate::cli::{InspectArgs, MapFormat, OutputArgs, RunArgs, SeedStockArgs};
 use crate::conservation::{self, StockConservation};
 use crate::driver::{drive, DriveConfig, DriveOutcome, Live, LoadModel};
@@ -22,6 +22,7 @@ use crate::report::{LocalCheck, Report, RunFacts, ServiceLog};
 use crate::runner;
 use crate::segments::SegmentSink;
 use crate::target::{LambdaTarget, LatticeTarget, Target};
+use local_stack::layers::telemetry_layer;
 
 fn progress_bar(quiet: bool) -> ProgressBar {
     if quiet {
@@ -324,6 +325,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Report> {
         if !args.no_analytics {
             config.analytics = Some(FirehoseSetup::default());
         }
+        if args.telemetry {
+            std::fs::create_dir_all(&config.state_dir)?;
+            config.extensions_layer = Some(telemetry_layer(&config.state_dir, !args.no_build)?);
+        }
         let stack = LocalStack::start(config).await?;
         let key = stack
             .loadgen_key()
@@ -502,6 +507,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Report> {
         let created = outcome.all_statuses.get(&201).copied().unwrap_or(0);
         check.stock = Some(stock_conservation(&stack, &report.run_id, created).await?);
         check.analytics = local_run::check(&stack, &check.access_log, searchable_after).await;
+        if args.telemetry {
+            // The extensions flush at SHUTDOWN: only then is the run's telemetry all there.
+            stack.shut_down_functions().await;
+            check.telemetry = Some(telemetry_run::check(&stack).await);
+        }
         // EMF minutes are all written only once the stack has shut down.
         stack.shutdown().await;
         let totals = metric_totals(&state);

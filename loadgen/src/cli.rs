@@ -304,6 +304,11 @@ pub struct RunArgs {
     /// Firehose and the transform Lambda into the search engine, then checked line for line).
     #[arg(long, conflicts_with = "url")]
     pub no_analytics: bool,
+    /// --local: run the telemetry extension (`extensions/telemetry`, built first) beside order,
+    /// payment and inventory, and check afterwards that the search engine holds one
+    /// `platform.report` per invocation, with its trace id, and the functions' log lines.
+    #[arg(long, conflicts_with = "url")]
+    pub telemetry: bool,
     /// --local: use the service binaries as they are instead of running `cargo build` first
     /// (tests, where `cargo test` has just built them).
     #[arg(long, hide = true, conflicts_with = "url")]

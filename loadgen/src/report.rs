@@ -86,6 +86,33 @@ pub struct LocalCheck {
     pub stock: Option<StockConservation>,
     /// The traffic analytics: every access-log line through Firehose into the index.
     pub analytics: Option<AnalyticsCheck>,
+    /// The Lambda telemetry (`--telemetry`): a `platform.report` document per invocation.
+    #[serde(default)]
+    pub telemetry: Option<TelemetryCheck>,
+}
+
+/// Local runs with the telemetry extension: what reached the `lambda-*` indices.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TelemetryCheck {
+    /// Invocations per function, as the local Lambda service counted them.
+    pub invocations: BTreeMap<String, u64>,
+    /// `platform.report` documents per function in `lambda-platform-*`.
+    pub reports: BTreeMap<String, u64>,
+    /// Of those, how many carry the invocation's `traceId`.
+    pub reports_with_trace_id: u64,
+    /// Documents in `lambda-function-*` (the functions' log lines).
+    pub function_lines: u64,
+    /// Time the extensions added to an invocation after the runtime answered
+    /// (`platform.report` minus `platform.runtimeDone` duration), ms: p50.
+    pub extension_ms_p50: Option<f64>,
+    /// The same, p99.
+    pub extension_ms_p99: Option<f64>,
+    /// Billed milliseconds summed over the reports.
+    pub billed_ms: u64,
+    /// A report per invocation, each with its trace id, and log lines indexed.
+    pub complete: bool,
+    /// Every difference found.
+    pub disagreements: Vec<String>,
 }
 
 /// Local runs with analytics: where every access-log line went, and the index against the log.
@@ -390,8 +417,39 @@ impl Report {
             if let Some(analytics) = &local.analytics {
                 write_analytics(&mut out, analytics);
             }
+            if let Some(telemetry) = &local.telemetry {
+                write_telemetry(&mut out, telemetry);
+            }
         }
         out
+    }
+}
+
+fn write_telemetry(out: &mut String, telemetry: &TelemetryCheck) {
+    let _ = writeln!(
+        out,
+        "Lambda telemetry (Telemetry API → opensearch-telemetry → lambda-platform-*, lambda-function-*)"
+    );
+    for (function, invocations) in &telemetry.invocations {
+        let reports = telemetry.reports.get(function).copied().unwrap_or(0);
+        let _ = writeln!(
+            out,
+            "  {function:<12} {invocations} invocations, {reports} platform.report documents"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "  {} reports with a trace id, {} function log lines, {} billed ms",
+        telemetry.reports_with_trace_id, telemetry.function_lines, telemetry.billed_ms
+    );
+    if let (Some(p50), Some(p99)) = (telemetry.extension_ms_p50, telemetry.extension_ms_p99) {
+        let _ = writeln!(
+            out,
+            "  the extension kept an environment busy {p50:.2} ms (p50), {p99:.2} ms (p99) after the response"
+        );
+    }
+    for d in &telemetry.disagreements {
+        let _ = writeln!(out, "  DISAGREES: {d}");
     }
 }
 

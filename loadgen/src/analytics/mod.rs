@@ -18,6 +18,8 @@
 //! - [`render`]: the answers as text.
 //! - [`command`]: `loadgen analytics` from its options.
 //! - [`local_run`]: a `--local` run's check: one document per access-log line, the same counts.
+//! - [`telemetry_run`]: a `--local --telemetry` run's check: one `platform.report` document per
+//!   invocation, in the telemetry extension's `lambda-*` indices on the same engine.
 //! - [`error`]: why a call failed ([`AnalyticsError`]).
 
 pub mod answer;
@@ -29,6 +31,7 @@ pub mod query;
 pub mod questions;
 pub mod render;
 pub mod setup;
+pub mod telemetry_run;
 
 pub use answer::DashboardAnswers;
 pub use client::{AnalyticsClient, SearchAuth};
