@@ -102,6 +102,8 @@ pub struct TelemetryCheck {
     pub reports_with_trace_id: u64,
     /// Documents in `lambda-function-*` (the functions' log lines).
     pub function_lines: u64,
+    /// Log lines the local Lambda service handed to the extensions.
+    pub function_lines_emitted: u64,
     /// Time the extensions added to an invocation after the runtime answered
     /// (`platform.report` minus `platform.runtimeDone` duration), ms: p50.
     pub extension_ms_p50: Option<f64>,
@@ -439,8 +441,11 @@ fn write_telemetry(out: &mut String, telemetry: &TelemetryCheck) {
     }
     let _ = writeln!(
         out,
-        "  {} reports with a trace id, {} function log lines, {} billed ms",
-        telemetry.reports_with_trace_id, telemetry.function_lines, telemetry.billed_ms
+        "  {} reports with a trace id, {} of {} function log lines indexed, {} billed ms",
+        telemetry.reports_with_trace_id,
+        telemetry.function_lines,
+        telemetry.function_lines_emitted,
+        telemetry.billed_ms
     );
     if let (Some(p50), Some(p99)) = (telemetry.extension_ms_p50, telemetry.extension_ms_p99) {
         let _ = writeln!(

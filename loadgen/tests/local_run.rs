@@ -335,3 +335,47 @@ async fn only_sampled_orders_are_traced_anywhere() {
     assert_eq!(local.access_log["order"].requests, 120);
     assert!(local.agrees, "{:?}", local.disagreements);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_run_with_the_telemetry_extension_has_a_report_per_invocation() {
+    let cli = Cli::try_parse_from([
+        "loadgen",
+        "--local",
+        "--no-build",
+        "--quiet",
+        "--no-simulation",
+        "--no-analytics",
+        "--telemetry",
+        "--orders",
+        "40",
+        "--concurrency",
+        "4",
+        "--run-id",
+        "e2e-telemetry",
+        "--wait",
+        "30s",
+    ])
+    .unwrap();
+    let report = loadgen::app::run(cli.run).await.expect("the run completes");
+    assert_eq!(report.statuses.get("201"), Some(&40), "{:?}", report.errors);
+    let telemetry = report
+        .local
+        .as_ref()
+        .and_then(|local| local.telemetry.as_ref())
+        .expect("the telemetry check ran");
+    assert!(telemetry.complete, "{:#?}", telemetry.disagreements);
+    // Each order: order, then inventory's reserve and payment's charge.
+    for function in ["order", "payment", "inventory"] {
+        assert_eq!(telemetry.invocations[function], 40, "{function}");
+        assert_eq!(telemetry.reports[function], 40, "{function}");
+    }
+    assert_eq!(telemetry.reports_with_trace_id, 120);
+    assert_eq!(telemetry.function_lines, telemetry.function_lines_emitted);
+    assert!(
+        telemetry.billed_ms >= 120,
+        "at least 1 ms billed per invocation"
+    );
+    assert!(telemetry.extension_ms_p50.is_some() && telemetry.extension_ms_p99.is_some());
+    let text = report.render();
+    assert!(text.contains("Lambda telemetry"), "{text}");
+}

@@ -54,19 +54,32 @@ pub struct FunctionShared {
     pub extension_lines: Arc<Mutex<VecDeque<String>>>,
 }
 
+/// The time the runtime gets to stop at shutdown (of the 2,000 ms) before extensions get theirs.
+pub const RUNTIME_STOP: Duration = Duration::from_millis(300);
+
+/// What a kill switch stops: `KILL_RUNTIME` the runtime only (the start of a shutdown),
+/// `KILL_ALL` every process.
+const KILL_RUNTIME: u8 = 1;
+const KILL_ALL: u8 = 2;
+
 /// What shutting an environment down needs.
 pub struct Control {
-    kill: watch::Sender<bool>,
+    kill: watch::Sender<u8>,
     extensions: Arc<ExtensionsApi>,
     telemetry: Arc<TelemetryApi>,
     extensions_alive: watch::Receiver<usize>,
+    exited: watch::Receiver<Option<String>>,
 }
 
 impl Control {
-    /// Gives the extensions their `SHUTDOWN` and up to [`SHUTDOWN_GRACE`] to exit, then kills
-    /// every process of the environment.
+    /// As Lambda's shutdown phase: the runtime is stopped first (within [`RUNTIME_STOP`]), so
+    /// its last lines are in the telemetry stream; then the extensions get their `SHUTDOWN` and
+    /// up to [`SHUTDOWN_GRACE`] to exit; then every process left is killed.
     pub async fn shut_down(self, reason: ShutdownReason) {
         if self.extensions.any_registered() {
+            let _ = self.kill.send(KILL_RUNTIME);
+            let mut exited = self.exited.clone();
+            let _ = tokio::time::timeout(RUNTIME_STOP, exited.wait_for(Option::is_some)).await;
             self.telemetry.flush_now();
             let deadline = SystemTime::now() + SHUTDOWN_GRACE;
             let deadline_ms = deadline
@@ -77,7 +90,9 @@ impl Control {
                 let _ = tokio::time::timeout(SHUTDOWN_GRACE, alive.wait_for(|n| *n == 0)).await;
             }
         }
-        let _ = self.kill.send(true);
+        let _ = self.kill.send(KILL_ALL);
+        let mut alive = self.extensions_alive.clone();
+        let _ = tokio::time::timeout(RUNTIME_STOP, alive.wait_for(|n| *n == 0)).await;
     }
 }
 
@@ -139,7 +154,7 @@ impl Environment {
 impl Drop for Environment {
     fn drop(&mut self) {
         if let Some(control) = self.take_control() {
-            let _ = control.kill.send(true);
+            let _ = control.kill.send(KILL_ALL);
         }
     }
 }
@@ -167,7 +182,7 @@ pub fn extension_files(layer: &Path) -> std::io::Result<Vec<PathBuf>> {
 
 struct Spawned {
     pids: Arc<Mutex<Vec<u32>>>,
-    kill: watch::Receiver<bool>,
+    kill: watch::Receiver<u8>,
     exited: watch::Sender<Option<String>>,
     extensions_alive: watch::Sender<usize>,
 }
@@ -210,7 +225,7 @@ pub async fn start(
     let (api, next) = RuntimeApi::start(sandbox, Arc::clone(&extensions), Arc::clone(&telemetry))
         .await
         .map_err(|e| failed(&e))?;
-    let (kill_tx, kill) = watch::channel(false);
+    let (kill_tx, kill) = watch::channel(0u8);
     let (exited_tx, exited) = watch::channel(None);
     let (alive_tx, extensions_alive) = watch::channel(0usize);
     let spawned = Spawned {
@@ -229,6 +244,7 @@ pub async fn start(
                 extensions: Arc::clone(&extensions),
                 telemetry: Arc::clone(&telemetry),
                 extensions_alive,
+                exited: exited.clone(),
             },
         );
     let mut environment = Environment {
@@ -439,7 +455,7 @@ fn spawn(
     };
     tokio::spawn(watch_process(
         child,
-        what,
+        (what, if runtime { KILL_RUNTIME } else { KILL_ALL }),
         spawned.kill.clone(),
         spawned.exited.clone(),
         lists,
@@ -450,8 +466,8 @@ fn spawn(
 
 async fn watch_process(
     mut child: Child,
-    what: String,
-    mut kill: watch::Receiver<bool>,
+    (what, killed_at): (String, u8),
+    mut kill: watch::Receiver<u8>,
     exited: watch::Sender<Option<String>>,
     lists: Vec<Arc<Mutex<Vec<u32>>>>,
     extensions_alive: Option<watch::Sender<usize>>,
@@ -459,7 +475,7 @@ async fn watch_process(
     let pid = child.id();
     let status = tokio::select! {
         status = child.wait() => status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string()),
-        () = async { let _ = kill.wait_for(|k| *k).await; } => {
+        () = async { let _ = kill.wait_for(|level| *level >= killed_at).await; } => {
             let _ = child.kill().await;
             "shut down".to_owned()
         }
