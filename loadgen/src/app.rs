@@ -328,6 +328,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Report> {
         if args.telemetry {
             std::fs::create_dir_all(&config.state_dir)?;
             config.extensions_layer = Some(telemetry_layer(&config.state_dir, !args.no_build)?);
+            if let Some(url) = &args.telemetry_url {
+                config.service_env.push(("URL".to_owned(), url.clone()));
+            }
         }
         let stack = LocalStack::start(config).await?;
         let key = stack

@@ -309,6 +309,10 @@ pub struct RunArgs {
     /// `platform.report` per invocation, with its trace id, and the functions' log lines.
     #[arg(long, conflicts_with = "url")]
     pub telemetry: bool,
+    /// --local --telemetry: where the extension ships instead of the stack's search engine (its
+    /// `URL`); a port nobody listens on plays a backend that is down.
+    #[arg(long, requires = "telemetry", value_name = "URL")]
+    pub telemetry_url: Option<String>,
     /// --local: use the service binaries as they are instead of running `cargo build` first
     /// (tests, where `cargo test` has just built them).
     #[arg(long, hide = true, conflicts_with = "url")]
