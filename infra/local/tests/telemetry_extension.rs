@@ -197,6 +197,11 @@ async fn a_backend_that_is_down_costs_the_function_nothing_and_the_loss_is_count
     let counts = summary(&stack, "payment").expect("the extension's summary line");
     assert_eq!(counts["shipped"], 0);
     assert!(counts["events"] > 0, "{counts:?}");
+    assert_eq!(
+        counts["dropped"] + counts["own_lines"],
+        counts["events"],
+        "every record is accounted for: lost (counted) or the extension's own line: {counts:?}"
+    );
     stack.shutdown().await;
 }
 
