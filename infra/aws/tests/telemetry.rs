@@ -3,30 +3,12 @@
 //! conditions, the rules on the endpoint, the layer and its Makefile, where the layer goes, what
 //! each function is given, and what the roles and the analytics domain allow.
 
-use std::path::{Path, PathBuf};
-
-use aws_template::template::repository_template;
 use aws_template::Template;
 use aws_template::{analytics, checks, telemetry};
 use serde_json::{json, Value};
 
-fn template() -> Template {
-    Template::load(&repository_template()).expect("template.yaml parses")
-}
-
-fn template_dir() -> PathBuf {
-    repository_template().parent().unwrap().to_owned()
-}
-
-fn repository_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn broken(change: impl FnOnce(&mut Value)) -> Template {
-    let mut template = template();
-    change(&mut template.root);
-    template
-}
+mod support;
+use support::{broken, repository_root, source_of, template, template_dir};
 
 fn remove(value: &mut Value, key: &str) {
     value.as_object_mut().unwrap().remove(key);
@@ -455,23 +437,6 @@ fn each_function_gets_the_extensions_settings_only_with_the_condition() {
         telemetry::environment(&runner),
         ["LoadgenRunnerFunction: URL without the telemetry extension"]
     );
-}
-
-/// The Rust source of a crate, concatenated.
-fn source_of(crate_dir: &Path) -> String {
-    let mut text = String::new();
-    let mut stack = vec![crate_dir.join("src")];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if path.extension().is_some_and(|e| e == "rs") {
-                text.push_str(&std::fs::read_to_string(&path).unwrap());
-            }
-        }
-    }
-    text
 }
 
 #[test]

@@ -4,30 +4,15 @@
 //! last, the traffic analytics (`aws_template::analytics`), held and broken the same way.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use aws_template::template::{guarded_items, reference, repository_template, sub_text};
+use aws_template::template::{guarded_items, reference, sub_text};
 use aws_template::Template;
 use aws_template::{analytics, checks, telemetry};
 use serde_json::{json, Value};
 
-fn template() -> Template {
-    Template::load(&repository_template()).expect("template.yaml parses")
-}
-
-fn template_dir() -> PathBuf {
-    repository_template().parent().unwrap().to_owned()
-}
-
-fn repository_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn broken(change: impl FnOnce(&mut Value)) -> Template {
-    let mut template = template();
-    change(&mut template.root);
-    template
-}
+mod support;
+use support::{broken, repository_root, source_of, template, template_dir};
 
 fn properties<'a>(template: &'a Template, id: &str) -> &'a Value {
     &template
@@ -916,23 +901,6 @@ fn the_callers_sit_in_two_zones_of_the_associated_vpc_and_the_targets_do_not() {
     for target in ["PaymentFunction", "InventoryFunction"] {
         assert!(template.function_property(target, "VpcConfig").is_none());
     }
-}
-
-/// The Rust source of a crate, concatenated.
-fn source_of(crate_dir: &Path) -> String {
-    let mut text = String::new();
-    let mut stack = vec![crate_dir.join("src")];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if path.extension().is_some_and(|e| e == "rs") {
-                text.push_str(&std::fs::read_to_string(&path).unwrap());
-            }
-        }
-    }
-    text
 }
 
 #[test]
