@@ -8,9 +8,9 @@
 //! has not exited by the deadline is killed.
 //!
 //! Each environment listens on its own loopback address (127.64.0.0/10, one address per
-//! environment), which plays the sandbox's `sandbox.localdomain`: an extension listening on a
-//! fixed port, as extensions do, then never collides with the same extension in another
-//! environment.
+//! environment; Linux routes the whole of 127.0.0.0/8 to `lo`), which plays the sandbox's
+//! `sandbox.localdomain`: an extension listening on a fixed port, as extensions do, then never
+//! collides with the same extension in another environment.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr};
@@ -160,12 +160,22 @@ impl Drop for Environment {
 }
 
 /// The next environment's loopback address, in 127.64.0.0/10, starting from a point that
-/// depends on the process id so two stacks on one machine rarely meet.
+/// depends on the process id so two stacks on one machine rarely meet. Where only 127.0.0.1 is
+/// configured (macOS's `lo0`), every environment shares it: then only one environment at a time
+/// can hold an extension's fixed port, and the others' extensions run without telemetry.
 fn sandbox_address() -> IpAddr {
-    static NEXT: OnceLock<AtomicU32> = OnceLock::new();
-    let next = NEXT.get_or_init(|| AtomicU32::new(std::process::id().wrapping_mul(7_919)));
-    let n = next.fetch_add(1, Ordering::Relaxed) & 0x003f_ffff;
-    IpAddr::V4(Ipv4Addr::from(0x7f40_0000 | n))
+    static NEXT: OnceLock<Option<AtomicU32>> = OnceLock::new();
+    let next = NEXT.get_or_init(|| {
+        let whole_range = std::net::TcpListener::bind((Ipv4Addr::new(127, 64, 0, 1), 0)).is_ok();
+        whole_range.then(|| AtomicU32::new(std::process::id().wrapping_mul(7_919)))
+    });
+    match next {
+        Some(next) => {
+            let n = next.fetch_add(1, Ordering::Relaxed) & 0x003f_ffff;
+            IpAddr::V4(Ipv4Addr::from(0x7f40_0000 | n))
+        }
+        None => IpAddr::V4(Ipv4Addr::LOCALHOST),
+    }
 }
 
 /// The extension files of a layer directory (`<dir>/extensions/*`), sorted by name as Lambda
