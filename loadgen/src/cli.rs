@@ -152,6 +152,11 @@ pub struct AnalyticsArgs {
     /// lattice_access_writer and map this IAM role (AnalyticsFirehoseRoleArn) to it.
     #[arg(long, requires = "setup", value_name = "ARN")]
     pub firehose_role_arn: Option<String>,
+    /// With --setup on a domain with fine-grained access control: create the security role
+    /// lambda_telemetry_writer (lambda-* and their templates) and map these IAM roles to it (the
+    /// telemetry extension's function roles, outputs Telemetry*RoleArn). Repeat for each.
+    #[arg(long, requires = "setup", value_name = "ARN")]
+    pub telemetry_role_arn: Vec<String>,
     /// Per-request timeout.
     #[arg(long, value_parser = duration, default_value = "30s")]
     pub timeout: Duration,

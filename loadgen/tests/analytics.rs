@@ -143,7 +143,7 @@ fn lines() -> Vec<Line> {
 }
 
 async fn load(client: &AnalyticsClient) {
-    let setup = client.setup(None).await.unwrap();
+    let setup = client.setup(None, &[]).await.unwrap();
     assert_eq!(setup.len(), 2, "{setup:?}");
     let documents: Vec<Value> = lines().iter().map(document).collect();
     assert_eq!(client.bulk_index(INDEX, &documents).await.unwrap(), 12);
@@ -421,7 +421,7 @@ async fn unreachable_endpoints_and_unserved_apis_are_named() {
     let server = start(Auth::default()).await;
     let client = AnalyticsClient::new(&server.url(), SearchAuth::None).unwrap();
     let error = client
-        .setup(Some("arn:aws:iam::123467890123:role/firehose"))
+        .setup(Some("arn:aws:iam::123467890123:role/firehose"), &[])
         .await
         .unwrap_err()
         .to_string();
@@ -429,10 +429,28 @@ async fn unreachable_endpoints_and_unserved_apis_are_named() {
         error.starts_with("security role: refused with 400: illegal_argument_exception: no handler found for uri [/_plugins/_security/api/roles/lattice_access_writer]"),
         "{error}"
     );
-    let bad_arn = client.setup(Some("firehose")).await.unwrap_err();
+    let bad_arn = client.setup(Some("firehose"), &[]).await.unwrap_err();
     assert!(
         matches!(bad_arn, AnalyticsError::BadRoleArn(_)),
         "{bad_arn}"
+    );
+    let bad_arn = client
+        .setup(None, &["arn:aws:iam::123467890123:role/order", "order"])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(bad_arn, AnalyticsError::BadRoleArn(_)),
+        "{bad_arn}"
+    );
+    // The telemetry roles get their own writer role, on lambda-*.
+    let error = client
+        .setup(None, &["arn:aws:iam::123467890123:role/order"])
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("/_plugins/_security/api/roles/lambda_telemetry_writer"),
+        "{error}"
     );
     server.stop().await;
 }

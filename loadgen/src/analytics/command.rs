@@ -27,7 +27,12 @@ pub const DEFAULT_SINCE: Duration = Duration::from_secs(3600);
 pub async fn run(args: &AnalyticsArgs) -> Result<(), AnalyticsError> {
     let client = connect(args).await?;
     if args.setup {
-        for line in client.setup(args.firehose_role_arn.as_deref()).await? {
+        let telemetry_roles: Vec<&str> =
+            args.telemetry_role_arn.iter().map(String::as_str).collect();
+        for line in client
+            .setup(args.firehose_role_arn.as_deref(), &telemetry_roles)
+            .await?
+        {
             println!("{line}");
         }
         return Ok(());

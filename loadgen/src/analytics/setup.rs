@@ -3,8 +3,10 @@
 //! index created without it would be mapped dynamically: `requestPath` as text only, `duration`
 //! guessed from its first value); and, on a domain with fine-grained access control, a
 //! security-plugin role that lets Firehose's IAM role write `lattice-access-*`, mapped to that
-//! role as a backend role. CloudFormation cannot do either (they are calls to the domain's REST
-//! API), so the AWS template leaves them to this command, run as the domain's master user.
+//! role as a backend role; likewise for the telemetry extension's function roles and its
+//! `lambda-*` indices and templates (`--telemetry-role-arn`). CloudFormation cannot do any of it
+//! (they are calls to the domain's REST API), so the AWS template leaves them to this command,
+//! run as the domain's master user.
 
 use bytes::Bytes;
 use http::Method;
@@ -18,24 +20,51 @@ use super::{AnalyticsClient, AnalyticsError};
 pub const TEMPLATE: &str = include_str!("../../../analytics/lattice-access-template.json");
 /// Its name.
 pub const TEMPLATE_NAME: &str = "lattice-access";
-/// The security-plugin role Firehose writes as.
-pub const WRITER_ROLE: &str = "lattice_access_writer";
+/// A security-plugin role that IAM roles are mapped to, to write some indices.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Writer {
+    /// The security-plugin role's name.
+    pub role: &'static str,
+    /// The indices it writes.
+    pub index_pattern: &'static str,
+    /// Its cluster permissions.
+    pub cluster_permissions: &'static [&'static str],
+}
 
-/// The role's permissions: what Firehose's OpenSearch destination needs (bulk writes, creating
-/// the day's index, reading its mapping and the cluster's health).
-pub fn writer_role_body() -> Value {
+/// What Firehose's OpenSearch destination needs: bulk writes, creating the day's index, reading
+/// its mapping and the cluster's health.
+pub const FIREHOSE_WRITER: Writer = Writer {
+    role: "lattice_access_writer",
+    index_pattern: INDEX_PATTERN,
+    cluster_permissions: &["cluster_composite_ops", "cluster_monitor"],
+};
+
+/// What the telemetry extension needs: the same on `lambda-*`, and its index templates (it
+/// installs them on first use).
+pub const TELEMETRY_WRITER: Writer = Writer {
+    role: "lambda_telemetry_writer",
+    index_pattern: "lambda-*",
+    cluster_permissions: &[
+        "cluster_composite_ops",
+        "cluster_monitor",
+        "cluster_manage_index_templates",
+    ],
+};
+
+/// The role's permissions.
+pub fn writer_role_body(writer: &Writer) -> Value {
     json!({
-        "cluster_permissions": ["cluster_composite_ops", "cluster_monitor"],
+        "cluster_permissions": writer.cluster_permissions,
         "index_permissions": [{
-            "index_patterns": [INDEX_PATTERN],
+            "index_patterns": [writer.index_pattern],
             "allowed_actions": ["crud", "create_index", "manage"]
         }]
     })
 }
 
-/// Maps the IAM role `firehose_role_arn` to [`WRITER_ROLE`] (replacing the mapping).
-pub fn role_mapping_body(firehose_role_arn: &str) -> Value {
-    json!({"backend_roles": [firehose_role_arn]})
+/// Maps the IAM roles `role_arns` to a writer (replacing the mapping).
+pub fn role_mapping_body(role_arns: &[&str]) -> Value {
+    json!({"backend_roles": role_arns})
 }
 
 /// `arn:<partition>:iam::<12 digits>:role/<path/>name`.
@@ -65,39 +94,46 @@ impl AnalyticsClient {
             .await
     }
 
-    /// Creates (or updates) [`WRITER_ROLE`] and maps `firehose_role_arn` to it; the security
-    /// plugin's messages, in order.
+    /// Creates (or updates) `writer`'s role and maps `role_arns` to it; the security plugin's
+    /// messages, in order.
     pub async fn install_writer_role(
         &self,
-        firehose_role_arn: &str,
+        writer: &Writer,
+        role_arns: &[&str],
     ) -> Result<Vec<String>, AnalyticsError> {
-        check_role_arn(firehose_role_arn)?;
+        for arn in role_arns {
+            check_role_arn(arn)?;
+        }
         let steps = [
-            ("security role", "roles", writer_role_body()),
-            (
-                "role mapping",
-                "rolesmapping",
-                role_mapping_body(firehose_role_arn),
-            ),
+            ("security role", "roles", writer_role_body(writer)),
+            ("role mapping", "rolesmapping", role_mapping_body(role_arns)),
         ];
         let mut messages = Vec::new();
         for (what, api, body) in steps {
-            let path = format!("/_plugins/_security/api/{api}/{WRITER_ROLE}");
+            let path = format!("/_plugins/_security/api/{api}/{}", writer.role);
             let payload = Payload::Json(Bytes::from(body.to_string()));
             let answer = self.call(what, Method::PUT, &path, payload, None).await?;
             let message = answer["message"].as_str().unwrap_or("done");
-            messages.push(format!("{what} {WRITER_ROLE}: {message}"));
+            messages.push(format!("{what} {}: {message}", writer.role));
         }
+        messages.push(format!(
+            "{} may now write {} as {}",
+            role_arns.join(", "),
+            writer.index_pattern,
+            writer.role
+        ));
         Ok(messages)
     }
 
-    /// `--setup`: the template, then (with a Firehose role) the writer role and its mapping;
-    /// one line per thing done.
+    /// `--setup`: the template, then (with a Firehose role) the Firehose writer role and its
+    /// mapping, then (with telemetry roles) the telemetry writer role and its mapping; one line
+    /// per thing done.
     pub async fn setup(
         &self,
         firehose_role_arn: Option<&str>,
+        telemetry_role_arns: &[&str],
     ) -> Result<Vec<String>, AnalyticsError> {
-        if let Some(arn) = firehose_role_arn {
+        for arn in firehose_role_arn.iter().chain(telemetry_role_arns) {
             check_role_arn(arn)?;
         }
         self.install_template().await?;
@@ -106,17 +142,18 @@ impl AnalyticsClient {
             self.endpoint()
         )];
         match firehose_role_arn {
-            Some(arn) => {
-                done.extend(self.install_writer_role(arn).await?);
-                done.push(format!(
-                    "{arn} may now write {INDEX_PATTERN} as {WRITER_ROLE}"
-                ));
-            }
+            Some(arn) => done.extend(self.install_writer_role(&FIREHOSE_WRITER, &[arn]).await?),
             None => done.push(
                 "security role skipped (no --firehose-role-arn: a local engine or a domain \
                  without fine-grained access control)"
                     .to_owned(),
             ),
+        }
+        if !telemetry_role_arns.is_empty() {
+            done.extend(
+                self.install_writer_role(&TELEMETRY_WRITER, telemetry_role_arns)
+                    .await?,
+            );
         }
         Ok(done)
     }
@@ -139,14 +176,28 @@ mod tests {
     #[test]
     fn role_bodies_are_exact() {
         assert_eq!(
-            writer_role_body(),
+            writer_role_body(&FIREHOSE_WRITER),
             json!({"cluster_permissions": ["cluster_composite_ops", "cluster_monitor"],
                 "index_permissions": [{"index_patterns": ["lattice-access-*"],
                     "allowed_actions": ["crud", "create_index", "manage"]}]})
         );
         assert_eq!(
-            role_mapping_body("arn:aws:iam::111122223333:role/firehose"),
+            writer_role_body(&TELEMETRY_WRITER),
+            json!({"cluster_permissions": ["cluster_composite_ops", "cluster_monitor",
+                    "cluster_manage_index_templates"],
+                "index_permissions": [{"index_patterns": ["lambda-*"],
+                    "allowed_actions": ["crud", "create_index", "manage"]}]})
+        );
+        assert_eq!(
+            role_mapping_body(&["arn:aws:iam::111122223333:role/firehose"]),
             json!({"backend_roles": ["arn:aws:iam::111122223333:role/firehose"]})
+        );
+        assert_eq!(
+            role_mapping_body(&[
+                "arn:aws:iam::111122223333:role/a",
+                "arn:aws:iam::111122223333:role/b"
+            ]),
+            json!({"backend_roles": ["arn:aws:iam::111122223333:role/a", "arn:aws:iam::111122223333:role/b"]})
         );
     }
 
