@@ -7,16 +7,18 @@
 #   invocation's platform.report arrived. Also the extension processes' peak RSS (VmHWM), sampled
 #   while the load runs.
 #
-#   bash extensions/telemetry/bench/measure.sh    # ORDERS=1500 CONCURRENCY=8
+#   bash extensions/telemetry/bench/measure.sh    # ORDERS=1500 CONCURRENCY=8 PROFILE=release|debug
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 
 ORDERS=${ORDERS:-1500}
 CONCURRENCY=${CONCURRENCY:-8}
 OUT=${OUT:-target/telemetry-measure}
+PROFILE=${PROFILE:-release}
 mkdir -p "$OUT"
 
-cargo build --release -q -p loadgen -p order -p payment -p inventory@0.1.0 -p access-log-transform -p opensearch-telemetry
+flag=$([ "$PROFILE" = release ] && echo --release || true)
+cargo build $flag -q -p loadgen -p order -p payment -p inventory@0.1.0 -p access-log-transform -p opensearch-telemetry
 DEAD_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 
 # The highest VmHWM among running opensearch-telemetry processes, until told to stop.
@@ -40,7 +42,7 @@ run() {
   rm -f "$OUT/stop" "$OUT/rss-kb"
   sample_rss &
   local sampler=$!
-  target/release/loadgen --local --no-build --quiet --no-simulation --no-analytics \
+  "target/$PROFILE/loadgen" --local --no-build --quiet --no-simulation --no-analytics \
     --orders "$ORDERS" --concurrency "$CONCURRENCY" --run-id "measure-$name" \
     --json "$OUT/$name.json" "$@" > "$OUT/$name.txt"
   touch "$OUT/stop"
@@ -63,7 +65,7 @@ print(line)
 EOF
 }
 
-echo "== $ORDERS orders, $CONCURRENCY concurrent, $(nproc) CPUs, $(date -u +%F)"
+echo "== $ORDERS orders, $CONCURRENCY concurrent, $PROFILE build, $(nproc) CPUs, $(date -u +%F)"
 run without
 run extension --telemetry
 run backend-down --telemetry --telemetry-url "http://127.0.0.1:$DEAD_PORT"
