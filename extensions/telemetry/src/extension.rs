@@ -3,12 +3,14 @@
 //! (never an error: that would make the crate report `init/error` or `exit/error` and stop) and
 //! is bounded in time.
 //!
-//! - INVOKE: note the request id; parse what the listener queued into documents; flush when at
-//!   least `DISPATCH_MIN_BATCH_SIZE` events wait and the breaker allows, within
-//!   `min(DISPATCH_TIMEOUT_MS, deadlineMs − 100 ms)`.
-//! - SHUTDOWN: wait for the last invocation's `platform.report` (see [`shutdown`]), flush
-//!   everything before `deadlineMs − 100 ms` ignoring the breaker, count what is left as dropped,
-//!   and hand back the summary (the caller prints it and exits).
+//! - INVOKE: note the request id; parse what the listener queued into documents; when at least
+//!   `DISPATCH_MIN_BATCH_SIZE` events wait, no flush is in flight and the breaker allows, start
+//!   a flush bounded by `DISPATCH_TIMEOUT_MS` in the background (see [`shipper`](crate::shipper):
+//!   awaiting it here would hold the environment after the function's response). It returns
+//!   without waiting for the network.
+//! - SHUTDOWN: wait for the last invocation's `platform.report` (see [`shutdown`]), then for the
+//!   flush in flight, then flush everything before `deadlineMs − 100 ms` ignoring the breaker,
+//!   count what is left as dropped, and hand back the summary (the caller prints it and exits).
 //!
 //! Without a `URL` there is no [`Dispatcher`]: records are parsed and counted, then discarded.
 
@@ -24,6 +26,7 @@ use crate::dispatch::Dispatcher;
 use crate::intake::Intake;
 use crate::pending::Pending;
 use crate::queue::PostQueue;
+use crate::shipper::Shipper;
 use crate::shutdown;
 
 /// What the processor is made of.
@@ -49,7 +52,7 @@ pub struct Parts {
 struct State {
     intake: Intake,
     pending: Pending,
-    dispatcher: Option<Dispatcher>,
+    shipper: Option<Shipper>,
     awaiting_report: Option<String>,
 }
 
@@ -75,7 +78,9 @@ impl TelemetryExtension {
             state: tokio::sync::Mutex::new(State {
                 intake: parts.intake,
                 pending: Pending::new(parts.queue_max_events),
-                dispatcher: parts.dispatcher,
+                shipper: parts
+                    .dispatcher
+                    .map(|dispatcher| Shipper::Idle(Box::new(dispatcher))),
                 awaiting_report: None,
             }),
         }
@@ -84,40 +89,37 @@ impl TelemetryExtension {
     /// Handles one event from `next`; `Some(summary)` after SHUTDOWN, when the process should
     /// print it and exit.
     pub async fn handle(&self, event: &NextEvent) -> Option<Summary> {
-        let now_ms = epoch_ms(SystemTime::now());
         match event {
             NextEvent::Invoke(invoke) => {
-                self.on_invoke(&invoke.request_id, invoke.deadline_ms, now_ms)
-                    .await;
+                self.on_invoke(&invoke.request_id).await;
                 None
             }
             NextEvent::Shutdown(shutdown) => {
+                let now_ms = epoch_ms(SystemTime::now());
                 Some(self.on_shutdown(shutdown.deadline_ms, now_ms).await)
             }
         }
     }
 
-    /// INVOKE of `request_id`, whose deadline is `deadline_ms`, at `now_ms` (epoch ms).
-    pub async fn on_invoke(&self, request_id: &str, deadline_ms: u64, now_ms: u64) {
-        let started = Instant::now();
+    /// INVOKE of `request_id`: takes in what the listener queued and, when enough waits, starts a
+    /// background flush; never waits for the network, so the invocation's deadline bounds
+    /// nothing here.
+    pub async fn on_invoke(&self, request_id: &str) {
         let mut state = self.state.lock().await;
         state.awaiting_report = Some(request_id.to_owned());
         self.drain(&mut state);
         let State {
-            pending,
-            dispatcher,
-            ..
+            pending, shipper, ..
         } = &mut *state;
-        let Some(dispatcher) = dispatcher else {
+        let Some(shipper) = shipper else {
             return;
         };
-        if pending.len() < self.min_batch_events || !dispatcher.breaker().allows(Instant::now()) {
-            return;
-        }
-        let budget = shutdown::invoke_flush_budget(now_ms, deadline_ms, self.dispatch_timeout);
-        if !budget.is_zero() {
-            dispatcher.flush(pending, started + budget).await;
-        }
+        shipper.reap(pending, &self.counters).await;
+        shipper.start(
+            pending,
+            self.min_batch_events,
+            Instant::now() + self.dispatch_timeout,
+        );
     }
 
     /// SHUTDOWN with deadline `deadline_ms`, at `now_ms` (epoch ms): the final counts.
@@ -126,7 +128,7 @@ impl TelemetryExtension {
         let flush_deadline = started + shutdown::until_deadline(now_ms, deadline_ms);
         let mut state = self.state.lock().await;
         self.drain(&mut state);
-        if state.dispatcher.is_some() && self.subscribed {
+        if state.shipper.is_some() && self.subscribed {
             let end = started + shutdown::report_wait(now_ms, deadline_ms);
             if state.awaiting_report.is_some() {
                 shutdown::wait_for(&self.queue, end, || {
@@ -141,12 +143,15 @@ impl TelemetryExtension {
             .await;
         }
         let State {
-            pending,
-            dispatcher,
-            ..
+            pending, shipper, ..
         } = &mut *state;
-        if let Some(dispatcher) = dispatcher {
-            dispatcher.flush(pending, flush_deadline).await;
+        if let Some(shipper) = shipper {
+            shipper
+                .settle(pending, &self.counters, Some(flush_deadline))
+                .await;
+            if let Some(dispatcher) = shipper.idle() {
+                dispatcher.flush(pending, flush_deadline).await;
+            }
         }
         self.counters.add_dropped_events(pending.clear() as u64);
         self.counters.summary()
@@ -166,7 +171,7 @@ impl TelemetryExtension {
                 state.awaiting_report = None;
             }
         }
-        if state.dispatcher.is_none() {
+        if state.shipper.is_none() {
             state.pending.clear();
         }
     }
@@ -174,6 +179,24 @@ impl TelemetryExtension {
     /// How many documents wait (tests).
     pub async fn pending_len(&self) -> usize {
         self.state.lock().await.pending.len()
+    }
+
+    /// Waits for the flush in flight, if any, and takes back what it left (tests: what a later
+    /// INVOKE would do once it ended).
+    pub async fn settled(&self) {
+        let mut state = self.state.lock().await;
+        let State {
+            pending, shipper, ..
+        } = &mut *state;
+        if let Some(shipper) = shipper {
+            shipper.settle(pending, &self.counters, None).await;
+        }
+    }
+
+    /// Whether a flush is in flight (tests).
+    pub async fn flushing(&self) -> bool {
+        let state = self.state.lock().await;
+        state.shipper.as_ref().is_some_and(Shipper::is_busy)
     }
 }
 

@@ -1,6 +1,7 @@
 //! A Lambda external extension that ships the function's telemetry (platform, function and
 //! extension records of the Telemetry API) to OpenSearch over `_bulk`, without ever slowing the
-//! function by more than one bounded flush or failing it.
+//! function or failing it: flushes run beside the function, never in front of the extension's
+//! `next`, so a slow or down backend costs the invocation nothing.
 //!
 //! The design answers the defects of the Python OpenSearch telemetry sample and the limits of the
 //! `lambda-extension` crate (see `shared/facts/telemetry-api.md`): the crate is used for register
@@ -27,6 +28,7 @@
 //! - [`backend`]: one HTTP call to OpenSearch, behind a trait so tests fake it.
 //! - [`bulk`]: the `_bulk` body and what its answer means for each document.
 //! - [`dispatch`]: one flush: retries with full-jitter backoff inside a deadline, and the breaker.
+//! - [`shipper`]: the background task INVOKE-time flushes run in, one at a time.
 //! - [`shutdown`]: the time budgets and the wait for the last report.
 //! - [`extension`]: the events processor: what INVOKE and SHUTDOWN do.
 //! - [`startup`]: the order of the init steps, for `main`.
@@ -46,6 +48,7 @@ pub mod pending;
 pub mod queue;
 pub mod records;
 pub mod say;
+pub mod shipper;
 pub mod shutdown;
 pub mod startup;
 pub mod subscribe;

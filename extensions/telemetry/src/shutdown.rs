@@ -10,8 +10,8 @@
 //! report, and the local stack's end-to-end test lost those lines without this. Then it flushes
 //! everything before `deadlineMs` − [`DEADLINE_MARGIN`].
 //!
-//! An INVOKE-time flush is bounded by `DISPATCH_TIMEOUT_MS` and by the invocation's own deadline
-//! less the same margin.
+//! (INVOKE-time flushes run in the background, bounded by `DISPATCH_TIMEOUT_MS` alone: see
+//! [`shipper`](crate::shipper). The shutdown waits for the one in flight before its own.)
 
 use std::time::Duration;
 
@@ -37,11 +37,6 @@ pub fn until_deadline(now_ms: u64, deadline_ms: u64) -> Duration {
     Duration::from_millis(deadline_ms.saturating_sub(now_ms))
         .saturating_sub(DEADLINE_MARGIN)
         .min(LONGEST_BUDGET)
-}
-
-/// The bound of an INVOKE-time flush: `min(dispatch_timeout, deadline − margin − now)`.
-pub fn invoke_flush_budget(now_ms: u64, deadline_ms: u64, dispatch_timeout: Duration) -> Duration {
-    until_deadline(now_ms, deadline_ms).min(dispatch_timeout)
 }
 
 /// How long the shutdown waits for the last report.
@@ -89,24 +84,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn budgets_keep_the_margin_and_the_bounds() {
+    fn the_shutdown_budget_keeps_the_margin_and_the_bound() {
         let now = 1_000_000;
-        assert_eq!(
-            invoke_flush_budget(now, now + 30_000, Duration::from_millis(1000)),
-            Duration::from_millis(1000)
-        );
-        assert_eq!(
-            invoke_flush_budget(now, now + 600, Duration::from_millis(1000)),
-            Duration::from_millis(500)
-        );
-        assert_eq!(
-            invoke_flush_budget(now, now + 50, Duration::from_millis(1000)),
-            Duration::ZERO
-        );
-        assert_eq!(
-            invoke_flush_budget(now, now - 5, Duration::from_millis(1000)),
-            Duration::ZERO
-        );
+        assert_eq!(until_deadline(now, now + 2000), Duration::from_millis(1900));
+        assert_eq!(until_deadline(now, now + 50), Duration::ZERO);
+        assert_eq!(until_deadline(now, now - 5), Duration::ZERO);
+        assert_eq!(until_deadline(now, u64::MAX), LONGEST_BUDGET);
     }
 
     #[test]
