@@ -1,0 +1,11 @@
+//! What the stack costs (issue 17): the price table and the cost model. The report built on them
+//! (sources, per-service tables, recommendations) is the rest of that issue.
+//!
+//! # Layout
+//! - [`prices`]: the versioned list-price table (`cost/prices/*.json`), read and validated, so a
+//!   missing or zero price is an error naming the line, never a silent zero.
+//! - [`model`]: the attribution formulas, usage into dollars line by line, and the projection of
+//!   cost per 1M orders at a steady request rate (fixed service-hours vs variable cost).
+
+pub mod model;
+pub mod prices;
