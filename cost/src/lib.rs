@@ -6,9 +6,12 @@
 //!   missing or zero price is an error naming the line, never a silent zero.
 //! - [`usage`]: raw records (access-log entries, `REPORT` lines, `platform.report` records) into
 //!   usage per service, naming what cannot be attributed.
+//! - [`traffic`]: each service's latency distribution, status classes, cold starts and peak
+//!   memory.
 //! - [`model`]: the attribution formulas, usage into dollars line by line, and the projection of
 //!   cost per 1M orders at a steady request rate (fixed service-hours vs variable cost).
 
 pub mod model;
 pub mod prices;
+pub mod traffic;
 pub mod usage;

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use crate::model::{Arch, ServiceUsage};
+use crate::traffic::ServiceTraffic;
 
 /// Why records could not become usage.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -140,22 +141,31 @@ fn excerpt(text: &str) -> String {
     cut
 }
 
-/// Usage per service name, built from records.
+/// One service's usage and performance.
+#[derive(Clone, Debug, Default)]
+pub struct Measured {
+    /// What it used (what is billed).
+    pub usage: ServiceUsage,
+    /// How it performed.
+    pub traffic: ServiceTraffic,
+}
+
+/// Usage and performance per service name, built from records.
 #[derive(Debug)]
 pub struct UsageBuilder {
     /// Service ARN → name.
     services: BTreeMap<String, String>,
-    usage: BTreeMap<String, ServiceUsage>,
+    measured: BTreeMap<String, Measured>,
 }
 
 impl UsageBuilder {
     /// For the services `arn → name`.
     pub fn new(services: BTreeMap<String, String>) -> Self {
-        let usage = services
+        let measured = services
             .values()
-            .map(|name| (name.clone(), ServiceUsage::default()))
+            .map(|name| (name.clone(), Measured::default()))
             .collect();
-        Self { services, usage }
+        Self { services, measured }
     }
 
     /// One access-log entry, `line` as written (its bytes are what the log group ingests).
@@ -180,12 +190,20 @@ impl UsageBuilder {
             .as_str()
             .and_then(clock_hour)
             .ok_or_else(|| malformed("startTime"))?;
-        let bytes = |field| entry[field].as_u64().ok_or_else(|| malformed(field));
-        let lattice_bytes = bytes("bytesReceived")? + bytes("bytesSent")?;
-        let usage = self.usage.get_mut(name).expect("one usage per known name");
+        let number = |field| entry[field].as_u64().ok_or_else(|| malformed(field));
+        let (bytes_in, bytes_out) = (number("bytesReceived")?, number("bytesSent")?);
+        let (duration, status) = (number("duration")?, number("responseCode")?);
+        let measured = self
+            .measured
+            .get_mut(name)
+            .expect("one entry per known name");
+        let usage = &mut measured.usage;
         *usage.requests_by_hour.entry(hour).or_default() += 1;
-        usage.lattice_bytes += lattice_bytes;
+        usage.lattice_bytes += bytes_in + bytes_out;
         usage.access_log_bytes += line.trim_end_matches('\n').len() as u64;
+        measured
+            .traffic
+            .add_request(duration, status, bytes_in, bytes_out);
         Ok(())
     }
 
@@ -196,48 +214,50 @@ impl UsageBuilder {
         report: &LambdaReport,
         arch: Arch,
     ) -> Result<(), UsageError> {
-        let known = self.known_services();
-        let usage = self
+        let measured = self.get_mut(service)?;
+        measured
             .usage
-            .get_mut(service)
-            .ok_or_else(|| UsageError::UnknownFunction {
-                function: service.to_owned(),
-                known,
-            })?;
-        usage.add_invocation(report.billed_ms, report.memory_mb, arch);
+            .add_invocation(report.billed_ms, report.memory_mb, arch);
+        measured.traffic.add_report(
+            report.init_ms.is_some(),
+            report.max_memory_used_mb,
+            report.memory_mb,
+        );
         Ok(())
     }
 
     /// `bytes` more of `service`'s function log.
     pub fn add_lambda_log_bytes(&mut self, service: &str, bytes: u64) -> Result<(), UsageError> {
-        let known = self.known_services();
-        let usage = self
-            .usage
-            .get_mut(service)
-            .ok_or_else(|| UsageError::UnknownFunction {
-                function: service.to_owned(),
-                known,
-            })?;
-        usage.lambda_log_bytes += bytes;
+        self.get_mut(service)?.usage.lambda_log_bytes += bytes;
         Ok(())
     }
 
     /// The usage by service name; an error when no service saw a request or an invocation in
     /// `window` (its description, for the message).
-    pub fn finish(self, window: &str) -> Result<BTreeMap<String, ServiceUsage>, UsageError> {
-        if self.usage.values().all(|usage| usage.requests() == 0) {
+    pub fn finish(self, window: &str) -> Result<BTreeMap<String, Measured>, UsageError> {
+        if self.measured.values().all(|m| m.usage.requests() == 0) {
             return Err(UsageError::Empty {
                 what: "access-log entries",
                 window: window.to_owned(),
             });
         }
-        if self.usage.values().all(|usage| usage.invocations == 0) {
+        if self.measured.values().all(|m| m.usage.invocations == 0) {
             return Err(UsageError::Empty {
                 what: "Lambda reports",
                 window: window.to_owned(),
             });
         }
-        Ok(self.usage)
+        Ok(self.measured)
+    }
+
+    fn get_mut(&mut self, service: &str) -> Result<&mut Measured, UsageError> {
+        let known = self.known_services();
+        self.measured
+            .get_mut(service)
+            .ok_or_else(|| UsageError::UnknownFunction {
+                function: service.to_owned(),
+                known,
+            })
     }
 
     fn known_services(&self) -> String {
@@ -328,8 +348,13 @@ mod tests {
         let report = parse_report_line(DOCUMENTED_REPORT).unwrap();
         builder.add_report("test2", &report, Arch::Arm64).unwrap();
         builder.add_lambda_log_bytes("test2", 300).unwrap();
-        let usage = builder.finish("the test").unwrap();
-        let test2 = &usage["test2"];
+        let measured = builder.finish("the test").unwrap();
+        let test2 = &measured["test2"].usage;
+        let traffic = &measured["test2"].traffic;
+        assert_eq!(traffic.status_classes[4], 2, "the entry is a 404");
+        assert_eq!(traffic.latency_at(0.99), Some(23));
+        assert_eq!((traffic.bytes_in, traffic.bytes_out), (270, 2494));
+        assert_eq!((traffic.cold_starts, traffic.max_memory_used_mb), (1, 56));
         // 2024-08-04T11:28:40Z: 19,939 days after the epoch, hour 11.
         assert_eq!(
             test2.requests_by_hour,

@@ -1,0 +1,115 @@
+//! How each service performed over the window, beside what it used: the access log's latency
+//! distribution and status classes, bytes each way, and from the Lambda reports the cold starts
+//! and the peak memory against the configured size (what memory right-sizing reads).
+
+use hdrhistogram::Histogram;
+
+/// One service's performance.
+#[derive(Clone, Debug)]
+pub struct ServiceTraffic {
+    /// The access log's `duration` (ms), 1 ms to 1 hour at 3 significant figures.
+    pub latency_ms: Histogram<u64>,
+    /// Requests by status class: index 1 is 1xx … 5 is 5xx; 0 holds anything else.
+    pub status_classes: [u64; 6],
+    /// `bytesReceived`.
+    pub bytes_in: u64,
+    /// `bytesSent`.
+    pub bytes_out: u64,
+    /// Reports with an init duration.
+    pub cold_starts: u64,
+    /// Lambda reports seen.
+    pub reports: u64,
+    /// The highest `Max Memory Used`.
+    pub max_memory_used_mb: u32,
+    /// The configured memory (the highest seen, should it change mid-window).
+    pub memory_mb: u32,
+}
+
+impl Default for ServiceTraffic {
+    fn default() -> Self {
+        Self {
+            latency_ms: Histogram::new_with_bounds(1, 3_600_000, 3)
+                .expect("static histogram bounds are valid"),
+            status_classes: [0; 6],
+            bytes_in: 0,
+            bytes_out: 0,
+            cold_starts: 0,
+            reports: 0,
+            max_memory_used_mb: 0,
+            memory_mb: 0,
+        }
+    }
+}
+
+impl ServiceTraffic {
+    /// One access-log entry's figures.
+    pub fn add_request(&mut self, duration_ms: u64, status: u64, bytes_in: u64, bytes_out: u64) {
+        self.latency_ms.saturating_record(duration_ms.max(1));
+        let class = (status / 100) as usize;
+        self.status_classes[if (1..=5).contains(&class) { class } else { 0 }] += 1;
+        self.bytes_in += bytes_in;
+        self.bytes_out += bytes_out;
+    }
+
+    /// One Lambda report's figures.
+    pub fn add_report(&mut self, cold: bool, max_memory_used_mb: u32, memory_mb: u32) {
+        self.reports += 1;
+        self.cold_starts += u64::from(cold);
+        self.max_memory_used_mb = self.max_memory_used_mb.max(max_memory_used_mb);
+        self.memory_mb = self.memory_mb.max(memory_mb);
+    }
+
+    /// Requests seen.
+    pub fn requests(&self) -> u64 {
+        self.status_classes.iter().sum()
+    }
+
+    /// The share of requests in status class `class` (2 for 2xx), in percent.
+    pub fn status_percent(&self, class: usize) -> f64 {
+        percent(self.status_classes[class], self.requests())
+    }
+
+    /// The share of reports that were cold starts, in percent.
+    pub fn cold_start_percent(&self) -> f64 {
+        percent(self.cold_starts, self.reports)
+    }
+
+    /// The latency at `quantile` (0.5 for p50), in ms; `None` with no requests.
+    pub fn latency_at(&self, quantile: f64) -> Option<u64> {
+        (!self.latency_ms.is_empty()).then(|| self.latency_ms.value_at_quantile(quantile))
+    }
+}
+
+fn percent(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 * 100.0 / whole as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_latency_and_cold_starts_are_counted() {
+        let mut traffic = ServiceTraffic::default();
+        for (ms, status) in [(10, 201), (20, 201), (30, 404), (1000, 503)] {
+            traffic.add_request(ms, status, 100, 200);
+        }
+        assert_eq!(traffic.requests(), 4);
+        assert_eq!(traffic.status_percent(2), 50.0);
+        assert_eq!(traffic.status_percent(4), 25.0);
+        assert_eq!(traffic.status_percent(5), 25.0);
+        assert_eq!((traffic.bytes_in, traffic.bytes_out), (400, 800));
+        assert_eq!(traffic.latency_at(0.5), Some(20));
+        assert_eq!(traffic.latency_at(0.99), Some(1000));
+        traffic.add_report(true, 30, 128);
+        traffic.add_report(false, 41, 128);
+        traffic.add_report(false, 35, 128);
+        assert_eq!((traffic.max_memory_used_mb, traffic.memory_mb), (41, 128));
+        assert!((traffic.cold_start_percent() - 100.0 / 3.0).abs() < 1e-9);
+        assert_eq!(ServiceTraffic::default().latency_at(0.5), None);
+    }
+}
