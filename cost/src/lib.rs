@@ -1,6 +1,6 @@
 //! What the stack costs (issue 17): the price table, the cost model, usage from raw records and
 //! the report's figures. Still to come in that issue: the local and AWS sources behind traits,
-//! the text/JSON rendering and `--prices`, and the scheduled Lambda.
+//! the command (`--prices`, `--json` with a schema), and the scheduled Lambda.
 //!
 //! # Layout
 //! - [`prices`]: the versioned list-price table (`cost/prices/*.json`), read and validated, so a
@@ -12,12 +12,14 @@
 //! - [`model`]: the attribution formulas, usage into dollars line by line, and the projection of
 //!   cost per 1M orders at a steady request rate (fixed service-hours vs variable cost).
 //! - [`recommend`]: recommendations from explicit, cited rules, each with its monthly saving.
+//! - [`render`]: the report as text.
 //! - [`report`]: the figures of the report: rows per service, cost per order, the projection,
 //!   the free tiers.
 
 pub mod model;
 pub mod prices;
 pub mod recommend;
+pub mod render;
 pub mod report;
 pub mod traffic;
 pub mod usage;

@@ -150,7 +150,10 @@ fn arm64(
     x86_64_gb_seconds: &[(String, f64)],
     months: f64,
 ) -> Result<Vec<Recommendation>, PriceError> {
-    let (arm, x86) = (table.usd(prices::LAMBDA_ARM64)?, table.usd(prices::LAMBDA_X86_64)?);
+    let (arm, x86) = (
+        table.usd(prices::LAMBDA_ARM64)?,
+        table.usd(prices::LAMBDA_X86_64)?,
+    );
     Ok(x86_64_gb_seconds
         .iter()
         .filter(|(_, gb_seconds)| *gb_seconds > 0.0)
@@ -171,7 +174,10 @@ fn arm64(
         .collect())
 }
 
-fn consolidation(report: &CostReport, table: &PriceTable) -> Result<Vec<Recommendation>, PriceError> {
+fn consolidation(
+    report: &CostReport,
+    table: &PriceTable,
+) -> Result<Vec<Recommendation>, PriceError> {
     let hour = table.usd(prices::LATTICE_SERVICE_HOUR)?;
     Ok(report
         .services
@@ -278,6 +284,8 @@ mod tests {
     fn rules_stay_silent_below_their_thresholds() {
         let (report, table) = report();
         let found = recommend(&report, &table, 0.05, &[]).unwrap();
-        assert!(found.iter().all(|r| r.rule != "X-Ray sampling" && r.rule != "arm64"));
+        assert!(found
+            .iter()
+            .all(|r| r.rule != "X-Ray sampling" && r.rule != "arm64"));
     }
 }
