@@ -12,7 +12,9 @@
 //!
 //! One flush is in flight at a time: the task owns the [`Dispatcher`] and its batch and hands
 //! both back, with what it could not ship, when it ends. A later INVOKE puts those documents back
-//! at the front of [`Pending`] (the bound applies, drops counted) before starting the next.
+//! at the front of [`Pending`] (the bound applies, drops counted) before starting the next. So
+//! while a flush runs, its batch and what waits hold at most twice `QUEUE_MAX_EVENTS` documents;
+//! the bound holds again once the batch is back.
 //! On AWS an environment frozen between invocations freezes the task too; it resumes on the next
 //! thaw, and a send that died meanwhile is retried with the same `_id`s, so nothing is indexed
 //! twice. SHUTDOWN waits for the task (within its own deadline) before the final flush.
