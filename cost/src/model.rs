@@ -131,31 +131,45 @@ impl CostLines {
 
     /// Each line times `factor` (per request, per 1M, …).
     pub fn scaled(&self, factor: f64) -> Self {
-        Self {
-            lambda_requests: self.lambda_requests * factor,
-            lambda_compute: self.lambda_compute * factor,
-            lattice_requests: self.lattice_requests * factor,
-            lattice_data: self.lattice_data * factor,
-            lattice_service_hours: self.lattice_service_hours * factor,
-            xray: self.xray * factor,
-            access_logs: self.access_logs * factor,
-            lambda_logs: self.lambda_logs * factor,
-            dynamodb: self.dynamodb * factor,
-        }
+        Self::from_values(self.values().map(|value| value * factor))
     }
 
     /// The line-by-line sum.
     pub fn plus(&self, other: &Self) -> Self {
+        let (mine, theirs) = (self.values(), other.values());
+        Self::from_values(std::array::from_fn(|i| mine[i] + theirs[i]))
+    }
+
+    /// The lines in print order: Lambda requests, Lambda compute, Lattice requests, Lattice GB,
+    /// Lattice service-hours, X-Ray, access logs, Lambda logs, DynamoDB.
+    pub fn values(&self) -> [f64; 9] {
+        [
+            self.lambda_requests,
+            self.lambda_compute,
+            self.lattice_requests,
+            self.lattice_data,
+            self.lattice_service_hours,
+            self.xray,
+            self.access_logs,
+            self.lambda_logs,
+            self.dynamodb,
+        ]
+    }
+
+    /// The lines from [`values`](Self::values)' order.
+    pub fn from_values(values: [f64; 9]) -> Self {
+        let [lambda_requests, lambda_compute, lattice_requests, lattice_data, lattice_service_hours, xray, access_logs, lambda_logs, dynamodb] =
+            values;
         Self {
-            lambda_requests: self.lambda_requests + other.lambda_requests,
-            lambda_compute: self.lambda_compute + other.lambda_compute,
-            lattice_requests: self.lattice_requests + other.lattice_requests,
-            lattice_data: self.lattice_data + other.lattice_data,
-            lattice_service_hours: self.lattice_service_hours + other.lattice_service_hours,
-            xray: self.xray + other.xray,
-            access_logs: self.access_logs + other.access_logs,
-            lambda_logs: self.lambda_logs + other.lambda_logs,
-            dynamodb: self.dynamodb + other.dynamodb,
+            lambda_requests,
+            lambda_compute,
+            lattice_requests,
+            lattice_data,
+            lattice_service_hours,
+            xray,
+            access_logs,
+            lambda_logs,
+            dynamodb,
         }
     }
 }

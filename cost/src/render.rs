@@ -8,7 +8,7 @@ use crate::model::CostLines;
 use crate::recommend::Recommendation;
 use crate::report::CostReport;
 
-/// The names of the cost lines, in the order they print.
+/// The names of the cost lines, in [`CostLines::values`]' order.
 pub const LINE_NAMES: [&str; 9] = [
     "Lambda requests",
     "Lambda compute",
@@ -20,21 +20,6 @@ pub const LINE_NAMES: [&str; 9] = [
     "Lambda logs",
     "DynamoDB",
 ];
-
-/// The lines' values in [`LINE_NAMES`]' order.
-pub fn line_values(lines: &CostLines) -> [f64; 9] {
-    [
-        lines.lambda_requests,
-        lines.lambda_compute,
-        lines.lattice_requests,
-        lines.lattice_data,
-        lines.lattice_service_hours,
-        lines.xray,
-        lines.access_logs,
-        lines.lambda_logs,
-        lines.dynamodb,
-    ]
-}
 
 /// `report` and `recommendations` as text.
 pub fn text(report: &CostReport, recommendations: &[Recommendation]) -> String {
@@ -51,7 +36,7 @@ pub fn text(report: &CostReport, recommendations: &[Recommendation]) -> String {
         "\ncost per order, end to end: {}",
         usd(report.per_order.total())
     );
-    for (name, value) in LINE_NAMES.iter().zip(line_values(&report.per_order)) {
+    for (name, value) in LINE_NAMES.iter().zip(report.per_order.values()) {
         let _ = writeln!(out, "  {name:<31} {}", usd(value));
     }
     let _ = writeln!(out, "\ncost per 1M orders at a steady rate:");
@@ -153,7 +138,11 @@ fn per_million_table(out: &mut String, report: &CostReport) {
     let columns: Vec<Option<[f64; 9]>> = report
         .services
         .iter()
-        .map(|row| row.cost_per_million_requests.as_ref().map(line_values))
+        .map(|row| {
+            row.cost_per_million_requests
+                .as_ref()
+                .map(CostLines::values)
+        })
         .collect();
     for (i, name) in LINE_NAMES.iter().enumerate() {
         let _ = write!(out, "  {name:<31}");
@@ -204,10 +193,10 @@ mod tests {
             dynamodb: 9.0,
         };
         assert_eq!(
-            line_values(&lines),
+            lines.values(),
             [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]
         );
-        assert_eq!(line_values(&lines).iter().sum::<f64>(), lines.total());
+        assert_eq!(lines.values().iter().sum::<f64>(), lines.total());
     }
 
     #[test]

@@ -407,18 +407,8 @@ mod tests {
     }
 
     fn assert_lines_eq(actual: &CostLines, expected: &CostLines) {
-        let pairs = [
-            (actual.lambda_requests, expected.lambda_requests),
-            (actual.lambda_compute, expected.lambda_compute),
-            (actual.lattice_requests, expected.lattice_requests),
-            (actual.lattice_data, expected.lattice_data),
-            (actual.lattice_service_hours, expected.lattice_service_hours),
-            (actual.xray, expected.xray),
-            (actual.access_logs, expected.access_logs),
-            (actual.lambda_logs, expected.lambda_logs),
-            (actual.dynamodb, expected.dynamodb),
-        ];
-        for (i, (a, e)) in pairs.into_iter().enumerate() {
+        let pairs = actual.values().into_iter().zip(expected.values());
+        for (i, (a, e)) in pairs.enumerate() {
             assert!(
                 (a - e).abs() <= 1e-12 * e.abs().max(1e-9),
                 "line {i}: {a} vs {e}"
