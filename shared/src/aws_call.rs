@@ -19,6 +19,9 @@
 //! [`classify`] reads a failed call the way a caller must answer it: throttled, conflicting, timed
 //! out or unreachable calls are worth a retry later (HTTP 503), anything else the service refused
 //! is a fault of ours.
+//!
+//! After a successful DynamoDB call it also logs the capacity the call consumed
+//! ([`crate::consumed_capacity`]).
 
 use std::borrow::Cow;
 use std::fmt;
@@ -30,6 +33,7 @@ use aws_smithy_runtime_api::client::interceptors::context::{
     FinalizerInterceptorContextRef,
 };
 use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_runtime_api::http::Response as HttpResponse;
@@ -118,12 +122,13 @@ impl Intercept for AwsCallInterceptor {
         &self,
         context: &FinalizerInterceptorContextRef<'_>,
         _runtime_components: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
+        cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
+        let response = context.response();
+        log_consumed_capacity(context, cfg);
         let Some(span) = operation_span() else {
             return Ok(());
         };
-        let response = context.response();
         if let Some(response) = response {
             span.set_attribute(
                 "http.response.status_code",
@@ -154,6 +159,25 @@ impl Intercept for AwsCallInterceptor {
             );
         }
         Ok(())
+    }
+}
+
+/// A successful DynamoDB call's consumed capacity, logged (see [`crate::consumed_capacity`]).
+/// The operation comes from the SDK's own [`Metadata`] in the config bag (the request itself has
+/// gone to the HTTP client by now).
+fn log_consumed_capacity(context: &FinalizerInterceptorContextRef<'_>, cfg: &ConfigBag) {
+    let Some(Ok(_)) = context.output_or_error() else {
+        return;
+    };
+    let Some(operation) = cfg
+        .load::<Metadata>()
+        .filter(|metadata| metadata.service() == "DynamoDB")
+    else {
+        return;
+    };
+    if let Some(body) = context.response().and_then(|r| r.body().bytes()) {
+        let units = crate::consumed_capacity::from_response(operation.name(), body);
+        crate::consumed_capacity::log(&units);
     }
 }
 

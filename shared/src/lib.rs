@@ -23,6 +23,7 @@
 //! - `dynamodb` (feature `dynamodb`): traced DynamoDB clients and the services' table shape.
 //! - [`clock`]: wall-clock time for stored records, injectable.
 //! - [`aws_call`]: AWS SDK calls (DynamoDB) as `aws` subsegments, and how to read their failures.
+//! - [`consumed_capacity`]: the DynamoDB units each call consumed, logged for the cost report.
 //! - [`api`]: JSON bodies and error responses shared by the services.
 //! - [`serve`]: running an [`Endpoint`] under `lambda_http` with all of the above.
 
@@ -30,6 +31,7 @@ pub mod annotation;
 pub mod api;
 pub mod aws_call;
 pub mod clock;
+pub mod consumed_capacity;
 pub mod credentials;
 pub mod daemon_address;
 #[cfg(feature = "dynamodb")]

@@ -22,6 +22,7 @@ use crate::json_lines::JsonLinesFile;
 use crate::lambda::environment::extension_files;
 use crate::lambda::facade::{Facade, FacadeSampling};
 use crate::lambda::function::{Function, FunctionConfig};
+use crate::lambda::function_log::{self, FunctionLog};
 use crate::lambda::invoke_api::InvokeApi;
 use crate::lattice::access_log::AccessLogWriter;
 use crate::lattice::credentials::{CredentialsFile, PrincipalKey};
@@ -190,6 +191,9 @@ pub struct StackState {
     pub access_log: PathBuf,
     /// EMF metric lines.
     pub metrics_log: PathBuf,
+    /// The functions' log groups, `<function>.jsonl` each (CloudWatch Logs events).
+    #[serde(default)]
+    pub lambda_logs: PathBuf,
     /// Raw segment documents, when kept.
     pub raw_documents: Option<PathBuf>,
     /// `endpoint_url` of the local Lambda Invoke API.
@@ -312,6 +316,7 @@ pub struct LocalStack {
     api: XrayApi,
     raw_log: Option<Arc<JsonLinesFile>>,
     metrics_log: Arc<JsonLinesFile>,
+    function_logs: Vec<Arc<FunctionLog>>,
     flusher: JoinHandle<()>,
 }
 
@@ -410,6 +415,7 @@ impl LocalStack {
         ] {
             let _ = std::fs::remove_file(config.state_dir.join(stale));
         }
+        let _ = std::fs::remove_dir_all(function_log::logs_dir(&config.state_dir));
 
         // X-Ray first, so nothing any function sends is lost.
         let store = Arc::new(TraceStore::new(config.trace_capacity));
@@ -534,7 +540,12 @@ impl LocalStack {
             JsonLinesFile::open(&metrics_path)
                 .map_err(io(format!("opening {}", metrics_path.display())))?,
         );
+        let function_logs: Vec<Arc<FunctionLog>> = functions
+            .values()
+            .filter_map(|f| f.config().log.clone())
+            .collect();
         let flusher = tokio::spawn(flush_periodically(
+            function_logs.clone(),
             Arc::clone(&access_log),
             Arc::clone(&metrics),
             Arc::clone(&metrics_log),
@@ -553,6 +564,7 @@ impl LocalStack {
             loadgen_principal: topology.role_arn(LOADGEN_ROLE),
             access_log: access_log_path,
             metrics_log: metrics_path,
+            lambda_logs: function_log::logs_dir(&config.state_dir),
             raw_documents: config.raw_documents.then_some(raw_path),
             lambda_endpoint: format!("http://{}", invoke_api.addr),
             dynamodb: dynamodb.state.clone(),
@@ -585,6 +597,7 @@ impl LocalStack {
             api,
             raw_log,
             metrics_log,
+            function_logs,
             flusher,
         })
     }
@@ -593,6 +606,15 @@ impl LocalStack {
     /// leaving the rest of the stack up: a run's telemetry is complete only after this.
     pub async fn shut_down_functions(&self) {
         shut_down_all(&self.functions).await;
+    }
+
+    /// Pushes the access log and the functions' logs to their files, for a reader that wants
+    /// every line so far (the cost report).
+    pub fn flush_records(&self) {
+        self.access_log.flush();
+        for log in &self.function_logs {
+            log.flush();
+        }
     }
 
     /// The URL of `service`'s listener.
@@ -647,6 +669,7 @@ impl LocalStack {
             listeners,
             raw_log,
             metrics_log,
+            function_logs,
             flusher,
             dynamodb,
             search,
@@ -664,6 +687,9 @@ impl LocalStack {
         }
         write_metrics(&metrics_log, &metrics.drain_all());
         access_log.flush();
+        for log in &function_logs {
+            log.flush();
+        }
         if let Some(raw) = &raw_log {
             raw.flush();
         }
@@ -906,7 +932,21 @@ fn service_function(
         ),
         show_logs: config.show_logs,
         extensions: extensions.to_vec(),
+        log: function_log_of(config, name),
     })
+}
+
+/// `name`'s log group under the state folder; `None` (and a warning) if it cannot be opened: a
+/// log that cannot be written must not stop the function.
+fn function_log_of(config: &StackConfig, name: &str) -> Option<Arc<FunctionLog>> {
+    let dir = function_log::logs_dir(&config.state_dir);
+    match FunctionLog::open(&dir, name) {
+        Ok(log) => Some(Arc::new(log)),
+        Err(error) => {
+            tracing::warn!(%error, function = name, "the function's log cannot be written");
+            None
+        }
+    }
 }
 
 /// [`RUNNER_FUNCTION`]: loadgen as a function, running as the loadgen role, told order's URL.
@@ -938,6 +978,7 @@ fn runner_function(
         xray_daemon: Some(daemon.to_string()),
         show_logs: config.show_logs,
         extensions: Vec::new(),
+        log: function_log_of(config, RUNNER_FUNCTION),
     }))
 }
 
@@ -991,6 +1032,7 @@ async fn start_analytics(
             xray_daemon: Some(daemon.addr.to_string()),
             show_logs: config.show_logs,
             extensions: Vec::new(),
+            log: None,
         })
         .with_facade(Arc::clone(facade)),
     );
@@ -1036,6 +1078,7 @@ fn write_metrics(log: &JsonLinesFile, lines: &[String]) {
 }
 
 async fn flush_periodically(
+    function_logs: Vec<Arc<FunctionLog>>,
     access_log: Arc<AccessLogWriter>,
     metrics: Arc<MetricsRecorder>,
     metrics_log: Arc<JsonLinesFile>,
@@ -1045,6 +1088,9 @@ async fn flush_periodically(
     loop {
         tick.tick().await;
         access_log.flush();
+        for log in &function_logs {
+            log.flush();
+        }
         if let Some(raw) = &raw_log {
             raw.flush();
         }

@@ -96,6 +96,7 @@ async fn payment_with_extension(tag: &str, script: &[(&str, &str)], timeout: Dur
         xray_daemon: None,
         show_logs: false,
         extensions: extension_files(&layer).unwrap(),
+        log: None,
     });
     Setup {
         function: Arc::new(function),

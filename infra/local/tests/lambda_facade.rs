@@ -46,6 +46,7 @@ async fn function_segment_parents_the_functions_own_segment() {
         xray_daemon: Some(daemon.addr.to_string()),
         show_logs: false,
         extensions: Vec::new(),
+        log: None,
     })
     .with_facade(facade);
 

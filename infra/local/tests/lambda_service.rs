@@ -7,6 +7,7 @@ use bytes::Bytes;
 use local_stack::binaries::service_binary;
 use local_stack::dynamodb::{DynamoDbSetup, StackDynamoDb};
 use local_stack::lambda::function::{Function, FunctionConfig, InvokeError, InvokeOutput};
+use local_stack::lambda::function_log::FunctionLog;
 use serde_json::{json, Value};
 
 const EVENT: &str =
@@ -17,6 +18,16 @@ async fn payment(
     latency_ms: &str,
     timeout: Duration,
     concurrency: usize,
+) -> (Function, StackDynamoDb) {
+    payment_logged(latency_ms, timeout, concurrency, None).await
+}
+
+/// [`payment`], writing its log group to `log`.
+async fn payment_logged(
+    latency_ms: &str,
+    timeout: Duration,
+    concurrency: usize,
+    log: Option<Arc<FunctionLog>>,
 ) -> (Function, StackDynamoDb) {
     let dynamodb = StackDynamoDb::start(&DynamoDbSetup::default())
         .await
@@ -43,6 +54,7 @@ async fn payment(
         xray_daemon: None,
         show_logs: false,
         extensions: Vec::new(),
+        log,
     });
     (function, dynamodb)
 }
@@ -86,6 +98,84 @@ async fn cold_then_warm_invocations_answer_in_lattice_format() {
     let stats = function.stats();
     assert_eq!(stats.environments_started, 1);
     assert_eq!(function.idle_environments(), 1);
+}
+
+#[tokio::test]
+async fn the_log_group_holds_start_end_and_a_report_per_invocation_around_the_functions_lines() {
+    let dir = std::env::temp_dir().join(format!("lambda-log-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let log = Arc::new(FunctionLog::open(&dir, "payment").unwrap());
+    let (function, _dynamodb) =
+        payment_logged("0", Duration::from_secs(3), 1, Some(Arc::clone(&log))).await;
+    let header = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+    let first = function
+        .invoke(event_for("o-1"), Some(header.into()))
+        .await
+        .unwrap();
+    let second = function.invoke(event_for("o-2"), None).await.unwrap();
+    function.shutdown().await;
+    log.flush();
+    let text = std::fs::read_to_string(dir.join("payment.jsonl")).unwrap();
+    let messages: Vec<String> = text
+        .lines()
+        .map(|line| {
+            serde_json::from_str::<Value>(line).unwrap()["message"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    let lambda_lines: Vec<&String> = messages
+        .iter()
+        .filter(|m| {
+            ["START ", "END ", "REPORT "]
+                .iter()
+                .any(|p| m.starts_with(p))
+        })
+        .collect();
+    assert_eq!(lambda_lines.len(), 6, "{messages:#?}");
+    let (id1, id2) = (&first.request_id, &second.request_id);
+    assert_eq!(
+        *lambda_lines[0],
+        format!("START RequestId: {id1} Version: $LATEST")
+    );
+    assert_eq!(*lambda_lines[1], format!("END RequestId: {id1}"));
+    let cold = lambda_lines[2];
+    assert!(
+        cold.starts_with(&format!("REPORT RequestId: {id1}\tDuration: ")),
+        "{cold}"
+    );
+    assert!(
+        cold.contains("\tMemory Size: 128 MB\tMax Memory Used: "),
+        "{cold}"
+    );
+    assert!(cold.contains("\tInit Duration: "), "a cold start: {cold}");
+    assert!(
+        cold.ends_with("\nXRAY TraceId: 1-5759e988-bd862e3fe1be46a994272793\tSegmentId: 53995c3f42cd8ad8\tSampled: true\t"),
+        "{cold}"
+    );
+    let billed: u64 = cold
+        .split("Billed Duration: ")
+        .nth(1)
+        .and_then(|rest| rest.split(" ms").next())
+        .and_then(|ms| ms.parse().ok())
+        .unwrap();
+    let init = first.init_duration.unwrap();
+    assert!(
+        billed as f64 >= (first.duration + init).as_secs_f64() * 1000.0,
+        "billed {billed} ms covers duration {:?} + init {init:?}",
+        first.duration
+    );
+    assert_eq!(
+        *lambda_lines[3],
+        format!("START RequestId: {id2} Version: $LATEST")
+    );
+    let warm = lambda_lines[5];
+    assert!(
+        !warm.contains("Init Duration") && !warm.contains("XRAY"),
+        "{warm}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Invokes `function` once per order id, all at once; the outcomes in the ids' order.

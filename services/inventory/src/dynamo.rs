@@ -28,8 +28,8 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, CancellationReason, Put, ReturnValuesOnConditionCheckFailure,
-    TransactWriteItem, Update,
+    AttributeValue, CancellationReason, Put, ReturnConsumedCapacity,
+    ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
 use aws_sdk_dynamodb::Client;
 use lattice_xray::aws_call::{classify, AwsCallFailure};
@@ -247,6 +247,7 @@ impl<C: Clock> DynamoStockStore<C> {
             .table_name(&self.table)
             .key(PARTITION_KEY, reservation_key(order_id))
             .consistent_read(true)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
             .map_err(|e| unavailable_or_fault(classify(&e)))?;
@@ -305,6 +306,7 @@ impl<C: Clock> DynamoStockStore<C> {
             .transact_write_items()
             .set_transact_items(Some(items))
             .client_request_token(request_token(&self.table, "reserve", order_id))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;
         let error = match sent {
@@ -363,6 +365,7 @@ impl<C: Clock> DynamoStockStore<C> {
             .item(EXPIRES_AT, self.expires_at())
             .condition_expression("attribute_not_exists(#pk)")
             .expression_attribute_names("#pk", PARTITION_KEY)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;
         match written {
@@ -423,6 +426,7 @@ impl<C: Clock> DynamoStockStore<C> {
             .transact_write_items()
             .set_transact_items(Some(self.release_items(order_id, lines)?))
             .client_request_token(request_token(&self.table, "release", order_id))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;
         let error = match sent {

@@ -17,7 +17,9 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ReturnConsumedCapacity, ReturnValuesOnConditionCheckFailure,
+};
 use aws_sdk_dynamodb::Client;
 use lattice_xray::aws_call::{classify, AwsCallFailure};
 use lattice_xray::clock::{Clock, SystemClock};
@@ -135,6 +137,7 @@ impl<C: Clock + Clone> Ledger for DynamoLedger<C> {
             .expression_attribute_values(":pending", s(STATUS_PENDING))
             .expression_attribute_values(":now", n(now))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;
         let error = match written {
@@ -185,6 +188,7 @@ impl<C: Clock + Clone> Ledger for DynamoLedger<C> {
             .expression_attribute_values(":expires", n(expires))
             .expression_attribute_values(":pending", s(STATUS_PENDING))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;
         let error = match updated {
@@ -216,6 +220,7 @@ impl<C: Clock + Clone> Ledger for DynamoLedger<C> {
             .condition_expression("#status = :pending")
             .expression_attribute_names("#status", STATUS)
             .expression_attribute_values(":pending", s(STATUS_PENDING))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;
         match deleted {

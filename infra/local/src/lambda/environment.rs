@@ -27,6 +27,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::extensions_api::{ExtensionsApi, FunctionMetadata, ShutdownReason};
 use super::function::{FunctionConfig, InvokeError, INIT_TIMEOUT};
+use super::function_log::FunctionLog;
 use super::platform_records::{self as records, Status};
 use super::runtime_api::{Invocation, RuntimeApi};
 use super::telemetry_api::{RecordKind, TelemetryApi, TelemetryStats};
@@ -412,7 +413,9 @@ fn spawn(
         .envs(config.process_env(&environment.api.addr.to_string()))
         .stdin(Stdio::null())
         .kill_on_drop(true);
-    let capture = !config.extensions.is_empty();
+    // Lines are read when something keeps them: the Telemetry API's subscribers (only with
+    // extensions) or the function's log.
+    let capture = !config.extensions.is_empty() || config.log.is_some();
     if capture {
         command.stdout(Stdio::piped()).stderr(Stdio::piped());
     } else if !config.show_logs {
@@ -432,6 +435,7 @@ fn spawn(
             telemetry: Arc::downgrade(&environment.telemetry),
             echo: config.show_logs,
             kept,
+            log: config.log.clone(),
         };
         pump_lines(child.stdout.take(), sink.clone());
         pump_lines(child.stderr.take(), sink);
@@ -517,12 +521,17 @@ struct LineSink {
     telemetry: std::sync::Weak<TelemetryApi>,
     echo: bool,
     kept: Option<Arc<Mutex<VecDeque<String>>>>,
+    /// The function's log group, which holds its extensions' lines too (as on AWS).
+    log: Option<Arc<FunctionLog>>,
 }
 
 impl LineSink {
     fn take(&self, line: String) {
         if self.echo {
             eprintln!("{line}");
+        }
+        if let Some(log) = &self.log {
+            log.event(&line);
         }
         if let Some(kept) = &self.kept {
             let mut kept = kept.lock().unwrap_or_else(PoisonError::into_inner);

@@ -19,6 +19,7 @@ use tokio::sync::{oneshot, Notify, OwnedSemaphorePermit, Semaphore};
 use super::environment::{self, Control, Environment, FunctionShared};
 use super::extensions_api::ShutdownReason;
 use super::facade::{Facade, InvocationRecord};
+use super::function_log::{FunctionLog, ReportLine};
 use super::platform_records::{self as records, Report, Status};
 use super::runtime_api::{Invocation, Outcome};
 use super::telemetry_api::{RecordKind, TelemetryStats};
@@ -51,6 +52,9 @@ pub struct FunctionConfig {
     pub show_logs: bool,
     /// The external extensions each environment starts first (a layer's `extensions/*`).
     pub extensions: Vec<PathBuf>,
+    /// Its log group ([`FunctionLog`]): `START`/`END`/`REPORT` per invocation and the
+    /// processes' output. `None`: not kept.
+    pub log: Option<Arc<FunctionLog>>,
 }
 
 impl FunctionConfig {
@@ -457,6 +461,9 @@ impl Function {
             "platform.start",
             &records::start(&request_id, trace_id.as_deref()),
         );
+        if let Some(log) = &self.config.log {
+            log.start(&request_id);
+        }
         environment.extensions.deliver_invoke(
             &request_id,
             deadline_ms,
@@ -488,6 +495,7 @@ impl Function {
         );
         let finish = Finish {
             pool: Arc::clone(&self.pool),
+            log: self.config.log.clone(),
             memory_mb: self.config.memory_mb,
             request_id,
             trace_id,
@@ -571,6 +579,7 @@ impl Function {
 /// The end of an invocation: its `platform.report` and the environment's release.
 struct Finish {
     pool: Arc<Pool>,
+    log: Option<Arc<FunctionLog>>,
     memory_mb: u32,
     request_id: String,
     trace_id: Option<String>,
@@ -583,6 +592,8 @@ struct Finish {
 
 impl Finish {
     fn report(&self, environment: &Environment) {
+        let duration = self.started.elapsed();
+        let max_memory_used_mb = records::peak_memory_mb(&environment.pids());
         environment.telemetry.emit(
             RecordKind::Platform,
             "platform.report",
@@ -590,13 +601,24 @@ impl Finish {
                 request_id: &self.request_id,
                 status: self.status,
                 error_type: self.error_type.as_deref(),
-                duration: self.started.elapsed(),
+                duration,
                 init: self.init_duration,
                 memory_mb: self.memory_mb,
-                max_memory_used_mb: records::peak_memory_mb(&environment.pids()),
+                max_memory_used_mb,
                 trace_id: self.trace_id.as_deref(),
             }),
         );
+        if let Some(log) = &self.log {
+            log.end(&ReportLine {
+                request_id: &self.request_id,
+                duration,
+                billed_ms: records::billed_ms(duration, self.init_duration),
+                memory_mb: self.memory_mb,
+                max_memory_used_mb,
+                init: self.init_duration,
+                trace_header: self.trace_id.as_deref(),
+            });
+        }
     }
 
     /// Waits (up to the invocation's deadline) for every extension to call `next`, then reports

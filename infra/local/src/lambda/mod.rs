@@ -13,7 +13,8 @@
 //! - [`extensions_api`], [`telemetry_api`]: the Extensions and Telemetry APIs on the same address,
 //!   for the extensions a function's layer brings; [`platform_records`]: the `platform.*` records.
 //! - [`environment`]: one environment's processes, init phase and shutdown.
-//! - [`function`]: a function's environments and `invoke`.
+//! - [`function`]: a function's environments and `invoke`; [`function_log`]: its log group (the
+//!   `START`/`END`/`REPORT` lines and the processes' own output).
 //! - [`facade`]: the segments Lambda itself sends under Active tracing.
 //! - [`invoke_api`]: the Invoke API (`aws-sdk-lambda` with `endpoint_url`).
 
@@ -21,6 +22,7 @@ pub mod environment;
 pub mod extensions_api;
 pub mod facade;
 pub mod function;
+pub mod function_log;
 pub mod invoke_api;
 pub mod platform_records;
 pub mod runtime_api;
