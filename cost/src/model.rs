@@ -19,7 +19,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::prices::{self, PriceError, PriceTable};
 
@@ -29,7 +29,7 @@ pub const BYTES_PER_GB: f64 = 1e9;
 pub const MB_PER_GB: f64 = 1024.0;
 
 /// A Lambda architecture.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Arch {
     /// Graviton.

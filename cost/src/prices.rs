@@ -33,8 +33,11 @@ pub const REQUIRED: &[&str] = &[
     CUSTOM_METRIC,
     DYNAMODB_WRITE,
     DYNAMODB_READ,
+    COST_EXPLORER_REQUEST,
 ];
 
+/// Cost Explorer's API, per request (what reconciling with the bill costs).
+pub const COST_EXPLORER_REQUEST: &str = "costexplorer.request";
 /// Lattice, per service per hour or partial hour.
 pub const LATTICE_SERVICE_HOUR: &str = "lattice.service_hour";
 /// Lattice, per GB of request plus response bytes.

@@ -6,6 +6,7 @@ use std::fmt::Write;
 
 use crate::model::CostLines;
 use crate::recommend::Recommendation;
+use crate::reconcile::Reconciliation;
 use crate::report::CostReport;
 
 /// The names of the cost lines, in [`CostLines::values`]' order.
@@ -105,7 +106,7 @@ fn services_table(out: &mut String, report: &CostReport) {
         "service", "requests", "p50", "p90", "p99", "2xx%", "4xx%", "5xx%", "bytes in", "bytes out",
         "invoc", "GB-s", "cold%", "mem MB", "DDB WRU/RRU"
     );
-    let ms = |v: Option<u64>| v.map_or("-".to_owned(), |v| v.to_string());
+    let ms = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.0}"));
     for row in &report.services {
         let _ = writeln!(
             out,
@@ -152,6 +153,50 @@ fn per_million_table(out: &mut String, report: &CostReport) {
         }
         let _ = writeln!(out);
     }
+}
+
+/// The model beside the bill: one row per group, then what the model does not cover.
+pub fn reconciliation(r: &Reconciliation) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\nthe model beside the bill ({} to {}, exclusive; Cost Explorer, UnblendedCost):",
+        r.start_day, r.end_day
+    );
+    let _ = writeln!(
+        out,
+        "  {:<22} {:>12} {:>12} {:>12} {:>8}  estimated days",
+        "group", "model", "billed", "drift", "drift %"
+    );
+    for row in &r.rows {
+        let percent = row
+            .drift_percent
+            .map_or("-".to_owned(), |p| format!("{p:+.1}"));
+        let _ = writeln!(
+            out,
+            "  {:<22} {:>12} {:>12} {:>12} {:>8}  {}",
+            row.group,
+            usd(row.model_usd),
+            usd(row.billed_usd),
+            usd(row.drift_usd),
+            percent,
+            row.estimated_days.len()
+        );
+    }
+    for charge in &r.not_modelled {
+        let _ = writeln!(
+            out,
+            "  not modelled: {} / {}: {}{}",
+            charge.service,
+            charge.usage_type,
+            usd(charge.usd),
+            if charge.estimated { " (estimated)" } else { "" }
+        );
+    }
+    for note in &r.notes {
+        let _ = writeln!(out, "  note: {note}");
+    }
+    out
 }
 
 /// Dollars: cents above a dollar, four significant digits below.

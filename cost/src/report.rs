@@ -45,11 +45,11 @@ pub struct ServiceRow {
     /// Lattice requests.
     pub requests: u64,
     /// Access-log latency, ms.
-    pub p50_ms: Option<u64>,
+    pub p50_ms: Option<f64>,
     /// 〃
-    pub p90_ms: Option<u64>,
+    pub p90_ms: Option<f64>,
     /// 〃
-    pub p99_ms: Option<u64>,
+    pub p99_ms: Option<f64>,
     /// Status classes in percent.
     pub status_2xx_percent: f64,
     /// 〃
@@ -328,7 +328,7 @@ mod tests {
             (order.status_2xx_percent, order.status_5xx_percent),
             (50.0, 50.0)
         );
-        assert_eq!((order.p50_ms, order.p99_ms), (Some(40), Some(90)));
+        assert_eq!((order.p50_ms, order.p99_ms), (Some(40.0), Some(90.0)));
         assert_eq!((order.bytes_in, order.bytes_out), (600, 1400));
         assert_eq!(order.cold_start_percent, 50.0);
         let gb_s = (0.060 + 0.030) * 128.0 / 1024.0;

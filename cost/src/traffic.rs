@@ -1,14 +1,35 @@
 //! How each service performed over the window, beside what it used: the access log's latency
 //! distribution and status classes, bytes each way, and from the Lambda reports the cold starts
 //! and the peak memory against the configured size (what memory right-sizing reads).
+//!
+//! Latency is either recorded here, entry by entry (the local access log), or reported as
+//! percentiles by a source that computed them (CloudWatch's `RequestTime` p50/p90/p99).
 
 use hdrhistogram::Histogram;
+
+use crate::sources::LatticeMetrics;
+
+/// A service's latency.
+#[derive(Clone, Debug)]
+pub enum Latency {
+    /// Every request's duration (ms), 1 ms to 1 hour at 3 significant figures.
+    Recorded(Histogram<u64>),
+    /// Percentiles a source computed, ms.
+    Reported {
+        /// p50.
+        p50: Option<f64>,
+        /// p90.
+        p90: Option<f64>,
+        /// p99.
+        p99: Option<f64>,
+    },
+}
 
 /// One service's performance.
 #[derive(Clone, Debug)]
 pub struct ServiceTraffic {
-    /// The access log's `duration` (ms), 1 ms to 1 hour at 3 significant figures.
-    pub latency_ms: Histogram<u64>,
+    /// Request latency.
+    pub latency: Latency,
     /// Requests by status class: index 1 is 1xx … 5 is 5xx; 0 holds anything else.
     pub status_classes: [u64; 6],
     /// `bytesReceived`.
@@ -28,8 +49,10 @@ pub struct ServiceTraffic {
 impl Default for ServiceTraffic {
     fn default() -> Self {
         Self {
-            latency_ms: Histogram::new_with_bounds(1, 3_600_000, 3)
-                .expect("static histogram bounds are valid"),
+            latency: Latency::Recorded(
+                Histogram::new_with_bounds(1, 3_600_000, 3)
+                    .expect("static histogram bounds are valid"),
+            ),
             status_classes: [0; 6],
             bytes_in: 0,
             bytes_out: 0,
@@ -44,7 +67,9 @@ impl Default for ServiceTraffic {
 impl ServiceTraffic {
     /// One access-log entry's figures.
     pub fn add_request(&mut self, duration_ms: u64, status: u64, bytes_in: u64, bytes_out: u64) {
-        self.latency_ms.saturating_record(duration_ms.max(1));
+        if let Latency::Recorded(histogram) = &mut self.latency {
+            histogram.saturating_record(duration_ms.max(1));
+        }
         let class = (status / 100) as usize;
         self.status_classes[if (1..=5).contains(&class) { class } else { 0 }] += 1;
         self.bytes_in += bytes_in;
@@ -57,6 +82,16 @@ impl ServiceTraffic {
         self.cold_starts += u64::from(cold);
         self.max_memory_used_mb = self.max_memory_used_mb.max(max_memory_used_mb);
         self.memory_mb = self.memory_mb.max(memory_mb);
+    }
+
+    /// A source's metrics: its percentiles and status classes replace what was recorded.
+    pub fn set_metrics(&mut self, metrics: &LatticeMetrics) {
+        self.latency = Latency::Reported {
+            p50: metrics.p50_ms,
+            p90: metrics.p90_ms,
+            p99: metrics.p99_ms,
+        };
+        self.status_classes = metrics.status_classes;
     }
 
     /// Requests seen.
@@ -74,9 +109,20 @@ impl ServiceTraffic {
         percent(self.cold_starts, self.reports)
     }
 
-    /// The latency at `quantile` (0.5 for p50), in ms; `None` with no requests.
-    pub fn latency_at(&self, quantile: f64) -> Option<u64> {
-        (!self.latency_ms.is_empty()).then(|| self.latency_ms.value_at_quantile(quantile))
+    /// The latency at `quantile` (0.5 for p50), in ms; `None` with no requests, or when a
+    /// source reported other percentiles than this one.
+    pub fn latency_at(&self, quantile: f64) -> Option<f64> {
+        match &self.latency {
+            Latency::Recorded(histogram) => {
+                (!histogram.is_empty()).then(|| histogram.value_at_quantile(quantile) as f64)
+            }
+            Latency::Reported { p50, p90, p99 } => match quantile {
+                0.5 => *p50,
+                0.9 => *p90,
+                0.99 => *p99,
+                _ => None,
+            },
+        }
     }
 }
 
@@ -103,13 +149,36 @@ mod tests {
         assert_eq!(traffic.status_percent(4), 25.0);
         assert_eq!(traffic.status_percent(5), 25.0);
         assert_eq!((traffic.bytes_in, traffic.bytes_out), (400, 800));
-        assert_eq!(traffic.latency_at(0.5), Some(20));
-        assert_eq!(traffic.latency_at(0.99), Some(1000));
+        assert_eq!(traffic.latency_at(0.5), Some(20.0));
+        assert_eq!(traffic.latency_at(0.99), Some(1000.0));
         traffic.add_report(true, 30, 128);
         traffic.add_report(false, 41, 128);
         traffic.add_report(false, 35, 128);
         assert_eq!((traffic.max_memory_used_mb, traffic.memory_mb), (41, 128));
         assert!((traffic.cold_start_percent() - 100.0 / 3.0).abs() < 1e-9);
         assert_eq!(ServiceTraffic::default().latency_at(0.5), None);
+    }
+
+    #[test]
+    fn reported_metrics_replace_the_recorded_percentiles_and_statuses() {
+        let mut traffic = ServiceTraffic::default();
+        traffic.add_request(10, 201, 100, 200);
+        traffic.set_metrics(&LatticeMetrics {
+            requests: 7,
+            p50_ms: Some(12.5),
+            p90_ms: Some(30.0),
+            p99_ms: None,
+            status_classes: [0, 0, 6, 0, 0, 1],
+        });
+        assert_eq!(traffic.latency_at(0.5), Some(12.5));
+        assert_eq!(traffic.latency_at(0.9), Some(30.0));
+        assert_eq!(traffic.latency_at(0.99), None);
+        assert_eq!(traffic.latency_at(0.75), None, "not among the reported");
+        assert_eq!(traffic.requests(), 7);
+        assert_eq!(
+            (traffic.bytes_in, traffic.bytes_out),
+            (100, 200),
+            "bytes stay"
+        );
     }
 }

@@ -28,6 +28,9 @@ pub enum UsageError {
         "a Lambda report comes from {function}, which the report does not know (known: {known})"
     )]
     UnknownFunction { function: String, known: String },
+    /// A consumed-capacity record of a table no service owns.
+    #[error("DynamoDB capacity was consumed on {table}, which no service of the report owns (services: {known})")]
+    UnknownTable { table: String, known: String },
     /// An entry or report without a field the model needs.
     #[error("{what} has no usable {field}: {excerpt}")]
     Malformed {
@@ -250,6 +253,12 @@ impl UsageBuilder {
         Ok(self.measured)
     }
 
+    /// The usage by service name as it stands, empty or not (a source's answer; [`Self::finish`]
+    /// is the report's, which refuses a window with nothing in it).
+    pub fn into_measured(self) -> BTreeMap<String, Measured> {
+        self.measured
+    }
+
     fn get_mut(&mut self, service: &str) -> Result<&mut Measured, UsageError> {
         let known = self.known_services();
         self.measured
@@ -352,7 +361,7 @@ mod tests {
         let test2 = &measured["test2"].usage;
         let traffic = &measured["test2"].traffic;
         assert_eq!(traffic.status_classes[4], 2, "the entry is a 404");
-        assert_eq!(traffic.latency_at(0.99), Some(23));
+        assert_eq!(traffic.latency_at(0.99), Some(23.0));
         assert_eq!((traffic.bytes_in, traffic.bytes_out), (270, 2494));
         assert_eq!((traffic.cold_starts, traffic.max_memory_used_mb), (1, 56));
         // 2024-08-04T11:28:40Z: 19,939 days after the epoch, hour 11.

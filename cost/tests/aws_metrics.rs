@@ -1,0 +1,284 @@
+//! `AwsLatticeMetrics` and `AwsDynamoDb` against a fake CloudWatch speaking Smithy RPCv2 CBOR.
+
+mod support;
+
+use std::collections::BTreeMap;
+
+use lattice_cost::model::Arch;
+use lattice_cost::sources::aws::{AwsDynamoDb, AwsLatticeMetrics};
+use lattice_cost::sources::{
+    DynamoDbSource, LatticeMetrics, LatticeMetricsSource, ServiceMapping, SourceError, StackMap,
+};
+use serde_json::{json, Value};
+use support::{cloudwatch, fixture, stack, window, FakeServer, Reply};
+
+const PATH: &str = "/service/GraniteServiceVersion20100801/operation/GetMetricData";
+/// 2026-12-02T10:00:00Z and 11:00:00Z.
+const TEN: f64 = 1_796_205_600.0;
+const ELEVEN: f64 = 1_796_209_200.0;
+
+fn pages(name: &str) -> Vec<Reply> {
+    let Value::Array(pages) = fixture(name) else {
+        panic!("{name} is a list of pages");
+    };
+    pages.iter().map(Reply::cbor).collect()
+}
+
+fn lattice_query(id: &str, metric: &str, service: &str, stat: &str) -> Value {
+    json!({
+        "Id": id,
+        "MetricStat": {
+            "Metric": {
+                "Namespace": "AWS/VpcLattice",
+                "MetricName": metric,
+                "Dimensions": [{"Name": "Service", "Value": service}]
+            },
+            "Period": 3600.0,
+            "Stat": stat
+        },
+        "ReturnData": true
+    })
+}
+
+/// The fixture's two pages answered for a window that is not minute-aligned (asked as 10:00 to
+/// 11:00, one period of 3600 s).
+async fn lattice_run() -> (FakeServer, BTreeMap<String, LatticeMetrics>) {
+    let fake = FakeServer::replying(pages("aws-cloudwatch-get-metric-data-lattice.json")).await;
+    let source = AwsLatticeMetrics::new(cloudwatch(&fake.url));
+    let window = window("2026-12-02T10:00:30Z", "2026-12-02T10:59:10Z");
+    let metrics = source.lattice_metrics(&stack(), &window).await.unwrap();
+    (fake, metrics)
+}
+
+#[tokio::test]
+async fn lattice_metrics_ask_each_service_on_its_own_dimension_over_whole_minutes() {
+    let (fake, _) = lattice_run().await;
+    let requests = fake.requests();
+    assert_eq!(requests.len(), 2, "two pages");
+    for request in &requests {
+        assert_eq!(
+            (request.method.as_str(), request.path.as_str()),
+            ("POST", PATH)
+        );
+        assert_eq!(request.header("smithy-protocol"), Some("rpc-v2-cbor"));
+        assert_eq!(request.header("content-type"), Some("application/cbor"));
+    }
+    let first = requests[0].cbor();
+    assert_eq!(first["StartTime"], json!({"epoch": TEN}));
+    assert_eq!(first["EndTime"], json!({"epoch": ELEVEN}));
+    assert_eq!(first.get("NextToken"), None);
+    let queries = first["MetricDataQueries"].as_array().unwrap();
+    assert_eq!(queries.len(), 27, "9 queries for each of 3 services");
+    let (order, inventory) = ("svc-0order0000000000", "svc-0inventory000000");
+    let expected = [
+        (
+            0,
+            lattice_query("s0_requests", "TotalRequestCount", order, "Sum"),
+        ),
+        (1, lattice_query("s0_p50", "RequestTime", order, "p50")),
+        (3, lattice_query("s0_p99", "RequestTime", order, "p99")),
+        (
+            4,
+            lattice_query("s0_c1", "HTTPCode_1XX_Count", order, "Sum"),
+        ),
+        (
+            8,
+            lattice_query("s0_c5", "HTTPCode_5XX_Count", order, "Sum"),
+        ),
+        (
+            18,
+            lattice_query("s2_requests", "TotalRequestCount", inventory, "Sum"),
+        ),
+    ];
+    for (index, query) in expected {
+        assert_eq!(queries[index], query, "query {index}");
+    }
+    let second = requests[1].cbor();
+    assert_eq!(second["NextToken"], json!("page-2"));
+    assert_eq!(second["MetricDataQueries"], first["MetricDataQueries"]);
+}
+
+#[tokio::test]
+async fn lattice_metrics_sum_the_pages_and_keep_each_percentile_as_answered() {
+    let (_, metrics) = lattice_run().await;
+    assert_eq!(
+        metrics["order"],
+        LatticeMetrics {
+            requests: 700 + 500,
+            p50_ms: Some(12.5),
+            p90_ms: Some(40.0),
+            p99_ms: Some(95.25),
+            // 1200 requests, 1195 of them in a class: 5 got no response.
+            status_classes: [5, 0, 1150, 0, 30, 15],
+        }
+    );
+    assert_eq!(metrics["payment"].requests, 400);
+    assert_eq!(metrics["payment"].p90_ms, Some(8.5));
+    assert_eq!(metrics["payment"].status_classes, [0, 0, 400, 0, 0, 0]);
+    assert_eq!(
+        metrics["inventory"],
+        LatticeMetrics::default(),
+        "no datapoints: 0 requests"
+    );
+}
+
+#[tokio::test]
+async fn a_window_without_datapoints_answers_zero_requests_and_no_percentiles() {
+    let fake = FakeServer::replying(vec![Reply::cbor(&json!({"MetricDataResults": []}))]).await;
+    let source = AwsLatticeMetrics::new(cloudwatch(&fake.url));
+    let window = window("2026-12-02T10:00:00Z", "2026-12-02T10:05:00Z");
+    let metrics = source.lattice_metrics(&stack(), &window).await.unwrap();
+    assert_eq!(metrics.len(), 3);
+    assert!(metrics.values().all(|m| *m == LatticeMetrics::default()));
+    let body = fake.requests()[0].cbor();
+    assert_eq!(
+        body["MetricDataQueries"][0]["MetricStat"]["Period"],
+        json!(300.0)
+    );
+}
+
+#[tokio::test]
+async fn a_percentile_answered_as_several_datapoints_is_an_error_never_an_average() {
+    let page = json!({"MetricDataResults": [
+        {"Id": "s0_requests", "Timestamps": [1796205600], "Values": [10.0], "StatusCode": "Complete"},
+        {"Id": "s0_p50", "Timestamps": [1796205600, 1796205660], "Values": [5.0, 7.0], "StatusCode": "Complete"}
+    ]});
+    let fake = FakeServer::replying(vec![Reply::cbor(&page)]).await;
+    let source = AwsLatticeMetrics::new(cloudwatch(&fake.url));
+    let window = window("2026-12-02T10:00:00Z", "2026-12-02T11:00:00Z");
+    let error = source.lattice_metrics(&stack(), &window).await.unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "CloudWatch.GetMetricData answered what the report cannot use: s0_p50 answered 2 datapoints for one period: a percentile cannot be combined"
+    );
+}
+
+#[tokio::test]
+async fn an_http_400_is_an_aws_error_naming_the_operation_and_the_code() {
+    let fake = FakeServer::replying(vec![Reply::cbor_error(
+        400,
+        "com.amazonaws.cloudwatch#InvalidParameterValueException",
+        "The parameter Period must be a multiple of 60.",
+    )])
+    .await;
+    let source = AwsLatticeMetrics::new(cloudwatch(&fake.url));
+    let window = window("2026-12-02T10:00:00Z", "2026-12-02T11:00:00Z");
+    let error = source.lattice_metrics(&stack(), &window).await.unwrap_err();
+    assert!(matches!(
+        error,
+        SourceError::Aws {
+            operation: "CloudWatch.GetMetricData",
+            ..
+        }
+    ));
+    assert_eq!(
+        error.to_string(),
+        "CloudWatch.GetMetricData: InvalidParameterValueException: The parameter Period must be a multiple of 60."
+    );
+    assert_eq!(fake.requests().len(), 1, "a client error is not retried");
+}
+
+#[tokio::test]
+async fn a_failed_result_is_an_error_with_its_messages() {
+    let page = json!({"MetricDataResults": [
+        {"Id": "s0_requests", "Timestamps": [], "Values": [], "StatusCode": "Forbidden",
+         "Messages": [{"Code": "Forbidden", "Value": "not authorized for AWS/VpcLattice"}]}
+    ]});
+    let fake = FakeServer::replying(vec![Reply::cbor(&page)]).await;
+    let source = AwsLatticeMetrics::new(cloudwatch(&fake.url));
+    let window = window("2026-12-02T10:00:00Z", "2026-12-02T11:00:00Z");
+    let error = source.lattice_metrics(&stack(), &window).await.unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "CloudWatch.GetMetricData answered what the report cannot use: query s0_requests ended Forbidden (Forbidden: not authorized for AWS/VpcLattice)"
+    );
+}
+
+#[tokio::test]
+async fn more_than_500_queries_are_asked_in_calls_of_at_most_500() {
+    let services = (0..56)
+        .map(|i| ServiceMapping {
+            name: format!("s{i:02}"),
+            service_arn: format!("arn:aws:vpc-lattice:us-east-1:111122223333:service/svc-{i:02}"),
+            function_name: format!("f{i:02}"),
+            arch: Arch::Arm64,
+            tables: Vec::new(),
+        })
+        .collect();
+    let big = StackMap { services };
+    let empty = json!({"MetricDataResults": []});
+    let fake = FakeServer::replying(vec![Reply::cbor(&empty), Reply::cbor(&empty)]).await;
+    let source = AwsLatticeMetrics::new(cloudwatch(&fake.url));
+    let window = window("2026-12-02T10:00:00Z", "2026-12-02T11:00:00Z");
+    let metrics = source.lattice_metrics(&big, &window).await.unwrap();
+    assert_eq!(metrics.len(), 56);
+    let sizes: Vec<usize> = fake
+        .requests()
+        .iter()
+        .map(|r| r.cbor()["MetricDataQueries"].as_array().unwrap().len())
+        .collect();
+    assert_eq!(sizes, vec![500, 4]);
+    let second = fake.requests()[1].cbor();
+    let ids: Vec<&str> = second["MetricDataQueries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q["Id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec!["s55_c2", "s55_c3", "s55_c4", "s55_c5"]);
+}
+
+#[tokio::test]
+async fn dynamodb_units_are_charged_to_the_service_owning_each_table() {
+    let page = json!({"MetricDataResults": [
+        {"Id": "t0_read", "Timestamps": [1796205600], "Values": [12.5], "StatusCode": "Complete"},
+        {"Id": "t0_write", "Timestamps": [1796205600], "Values": [1200.0], "StatusCode": "Complete"},
+        {"Id": "t1_write", "Timestamps": [1796205600], "Values": [400.0], "StatusCode": "Complete"},
+        {"Id": "t2_read", "Timestamps": [1796205600], "Values": [800.5], "StatusCode": "Complete"},
+        {"Id": "t2_write", "Timestamps": [1796205600], "Values": [300.0], "StatusCode": "Complete"},
+        {"Id": "t3_write", "Timestamps": [1796205600], "Values": [300.0], "StatusCode": "Complete"}
+    ]});
+    let fake = FakeServer::replying(vec![Reply::cbor(&page)]).await;
+    let source = AwsDynamoDb::new(cloudwatch(&fake.url));
+    let window = window("2026-12-02T10:00:00Z", "2026-12-02T11:00:00Z");
+    let units = source.dynamodb_units(&stack(), &window).await.unwrap();
+
+    let body = fake.requests()[0].cbor();
+    let queries = body["MetricDataQueries"].as_array().unwrap();
+    let asked: Vec<(&str, &str, &str)> = queries
+        .iter()
+        .map(|q| {
+            let metric = &q["MetricStat"]["Metric"];
+            assert_eq!(metric["Namespace"], json!("AWS/DynamoDB"));
+            assert_eq!(metric["Dimensions"][0]["Name"], json!("TableName"));
+            assert_eq!(q["MetricStat"]["Stat"], json!("Sum"));
+            (
+                q["Id"].as_str().unwrap(),
+                metric["MetricName"].as_str().unwrap(),
+                metric["Dimensions"][0]["Value"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        asked,
+        vec![
+            ("t0_read", "ConsumedReadCapacityUnits", "orders"),
+            ("t0_write", "ConsumedWriteCapacityUnits", "orders"),
+            ("t1_read", "ConsumedReadCapacityUnits", "payments"),
+            ("t1_write", "ConsumedWriteCapacityUnits", "payments"),
+            ("t2_read", "ConsumedReadCapacityUnits", "inventory"),
+            ("t2_write", "ConsumedWriteCapacityUnits", "inventory"),
+            ("t3_read", "ConsumedReadCapacityUnits", "reservations"),
+            ("t3_write", "ConsumedWriteCapacityUnits", "reservations"),
+        ]
+    );
+    assert_eq!((units["order"].read, units["order"].write), (12.5, 1200.0));
+    assert_eq!(
+        (units["payment"].read, units["payment"].write),
+        (0.0, 400.0)
+    );
+    assert_eq!(
+        (units["inventory"].read, units["inventory"].write),
+        (800.5, 600.0)
+    );
+}
