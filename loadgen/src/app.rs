@@ -18,10 +18,11 @@ use crate::cli::{InspectArgs, MapFormat, OutputArgs, RunArgs, SeedStockArgs};
 use crate::conservation::{self, StockConservation};
 use crate::driver::{drive, DriveConfig, DriveOutcome, Live, LoadModel};
 use crate::inspect::{inspect, InspectConfig, Inspection};
-use crate::report::{LocalCheck, Report, RunFacts, ServiceLog};
+use crate::report::{CostSection, LocalCheck, Report, RunFacts, ServiceLog};
 use crate::runner;
 use crate::segments::SegmentSink;
 use crate::target::{LambdaTarget, LatticeTarget, Target};
+use lattice_cost::sources::Window;
 use local_stack::layers::telemetry_layer;
 
 fn progress_bar(quiet: bool) -> ProgressBar {
@@ -36,7 +37,7 @@ fn progress_bar(quiet: bool) -> ProgressBar {
     bar
 }
 
-fn xray_client(
+pub(crate) fn xray_client(
     endpoint: Option<&str>,
     region: &str,
     credentials: Option<SharedCredentialsProvider>,
@@ -510,6 +511,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Report> {
         let created = outcome.all_statuses.get(&201).copied().unwrap_or(0);
         check.stock = Some(stock_conservation(&stack, &report.run_id, created).await?);
         check.analytics = local_run::check(&stack, &check.access_log, searchable_after).await;
+        report.cost = Some(run_cost(&stack, &xray, &outcome, &report.run_id).await);
         if args.telemetry {
             // The extensions flush at SHUTDOWN: only then is the run's telemetry all there.
             stack.shut_down_functions().await;
@@ -535,6 +537,25 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Report> {
     }
     emit(&report, &args.output)?;
     Ok(report)
+}
+
+/// What a local run cost, from the stack's records of the run's window and its traces.
+async fn run_cost(
+    stack: &LocalStack,
+    xray: &aws_sdk_xray::Client,
+    outcome: &DriveOutcome,
+    run_id: &str,
+) -> CostSection {
+    stack.flush_records();
+    let document = async {
+        let window = Window::new(outcome.started.into(), outcome.ended.into())?;
+        let table = crate::cost::price_table(None)?;
+        crate::cost::local_document(&stack.state, xray, (&window, Some(run_id)), &table).await
+    };
+    match document.await {
+        Ok(document) => CostSection::Report(Box::new(document)),
+        Err(error) => CostSection::Unavailable(format!("{error:#}")),
+    }
 }
 
 /// `loadgen seed-stock`: the catalog's stock rows, written with the caller's credentials.

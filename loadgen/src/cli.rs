@@ -84,6 +84,52 @@ pub enum Command {
     /// or an Amazon OpenSearch Service domain) and print the answers; or, with --setup, install
     /// the index template (and the Firehose writer role).
     Analytics(AnalyticsArgs),
+    /// What the stack cost over a window: per service, per 1M requests, per order, the
+    /// projection at other rates and the recommendations, from a local stack's records or from
+    /// AWS (CloudWatch, Logs Insights, X-Ray; Cost Explorer with --reconcile).
+    Cost(CostArgs),
+}
+
+/// `loadgen cost`.
+#[derive(Debug, Args)]
+pub struct CostArgs {
+    /// A running `local-stack up`'s state folder (the default source, with its default folder).
+    #[arg(long, value_name = "DIR", conflicts_with = "stack_map")]
+    pub state_dir: Option<PathBuf>,
+    /// A deployed stack: its services as JSON, or a file holding it (the stack's
+    /// CostReportStackMap output: [{"name", "service_arn", "function_name", "arch", "tables"}],
+    /// the entry service first).
+    #[arg(long, value_name = "JSON|FILE", requires = "access_log_group")]
+    pub stack_map: Option<String>,
+    /// With --stack-map: the service network's access-log group (the AccessLogGroupName output).
+    #[arg(long, value_name = "NAME")]
+    pub access_log_group: Option<String>,
+    /// With --stack-map: the stack's Region (default: the AWS config chain's).
+    #[arg(long)]
+    pub region: Option<String>,
+    /// The window: this long before --to (default 1h).
+    #[arg(long, value_parser = duration, conflicts_with = "from")]
+    pub since: Option<Duration>,
+    /// Window start, RFC 3339.
+    #[arg(long, value_parser = rfc3339)]
+    pub from: Option<chrono::DateTime<chrono::Utc>>,
+    /// Window end, RFC 3339 (default: now).
+    #[arg(long, value_parser = rfc3339)]
+    pub to: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only this loadgen run's traces, and the Lambda invocations of its traces
+    /// (annotation.run_id).
+    #[arg(long, value_parser = run_id)]
+    pub run_id: Option<String>,
+    /// A price table to use instead of the built-in us-east-1 one (cost/prices/*.json's format).
+    #[arg(long, value_name = "FILE")]
+    pub prices: Option<PathBuf>,
+    /// With --stack-map: set the model beside Cost Explorer's bill of the window's complete UTC
+    /// days, for resources with this cost-allocation tag ($0.01 per request).
+    #[arg(long, value_name = "KEY=VALUE", requires = "stack_map")]
+    pub reconcile: Option<String>,
+    /// Print the lattice-cost/1 JSON document (cost/report.schema.json) instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 fn rfc3339(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {

@@ -15,6 +15,7 @@
 //! - [`conservation`]: local runs: every unit of stock accounted for, from the inventory table.
 //! - [`report`]: the human and JSON reports.
 //! - [`runner`]: loadgen as a Lambda in the stack's VPC (`--runner`), both ends.
+//! - [`cost`]: what the run or a window cost (`loadgen cost`, a local run's cost section).
 //! - [`analytics`]: the traffic-analytics dashboard's questions over OpenSearch (`loadgen analytics`).
 
 pub mod analytics;
@@ -22,6 +23,7 @@ pub mod app;
 pub mod cli;
 pub mod connection;
 pub mod conservation;
+pub mod cost;
 pub mod driver;
 pub mod inspect;
 pub mod map;

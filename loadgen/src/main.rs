@@ -10,6 +10,7 @@ async fn main() -> anyhow::Result<()> {
         Some(Command::Inspect(args)) => loadgen::app::inspect_only(args).await.map(|_| ()),
         Some(Command::SeedStock(args)) => loadgen::app::seed_stock(args).await,
         Some(Command::Analytics(args)) => Ok(loadgen::analytics::run(&args).await?),
+        Some(Command::Cost(args)) => loadgen::cost::run(&args).await,
         None => loadgen::app::run(cli.run).await.map(|_| ()),
     }
 }

@@ -186,6 +186,21 @@ pub struct Report {
     pub inspection: Option<Inspection>,
     /// Local runs only.
     pub local: Option<LocalCheck>,
+    /// Local runs only: what the run cost. (Written, never read back: a runner's report has
+    /// none, and the document is output only.)
+    #[serde(default, skip_deserializing)]
+    pub cost: Option<CostSection>,
+}
+
+/// A local run's cost: the `lattice-cost/1` document (`cost/report.schema.json`), or why there is
+/// none (the run goes on without it: a cost report must not fail a load run).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CostSection {
+    /// The report.
+    Report(Box<lattice_cost::document::CostDocument>),
+    /// Why it could not be made.
+    Unavailable(String),
 }
 
 /// The fields [`Report::new`] needs besides the statistics.
@@ -278,6 +293,7 @@ impl Report {
             segments_not_sent: facts.segments_not_sent,
             inspection: None,
             local: None,
+            cost: None,
         }
     }
 
@@ -422,6 +438,13 @@ impl Report {
             if let Some(telemetry) = &local.telemetry {
                 write_telemetry(&mut out, telemetry);
             }
+        }
+        match &self.cost {
+            Some(CostSection::Report(document)) => out.push_str(&crate::cost::text(document)),
+            Some(CostSection::Unavailable(why)) => {
+                let _ = writeln!(out, "cost report unavailable: {why}");
+            }
+            None => {}
         }
         out
     }

@@ -3,9 +3,12 @@
 
 use clap::Parser;
 use loadgen::cli::Cli;
+use loadgen::report::CostSection;
 use serde_json::Value;
 
 const SCHEMA: &str = include_str!("../report.schema.json");
+/// The cost document's schema (`report.cost.report`).
+const COST_SCHEMA: &str = include_str!("../../cost/report.schema.json");
 /// AWS's X-Ray segment document schema v1.0.0 (provenance: shared/tests/fixtures/README.md).
 const SEGMENT_SCHEMA: &str =
     include_str!("../../shared/tests/fixtures/xray-segmentdocument-schema-v1.0.0.json");
@@ -109,6 +112,57 @@ async fn a_local_run_has_complete_traces_and_agrees_with_the_access_log() {
         stock.available_units + stock.held_units
     );
     assert!(stock.conserved);
+
+    // What the run cost: every invocation joined to the run's traces, every request counted.
+    let Some(CostSection::Report(cost)) = &report.cost else {
+        panic!("no cost report: {:?}", report.cost);
+    };
+    assert_eq!(cost.run_id.as_deref(), Some("e2e-run"));
+    assert_eq!(cost.traces, 300, "one trace per order, charged once");
+    assert_eq!(
+        cost.reports_outside_run, 0,
+        "every REPORT joins a trace of the run"
+    );
+    assert_eq!(cost.report.orders, created);
+    let row = |name: &str| {
+        cost.report
+            .services
+            .iter()
+            .find(|row| row.service == name)
+            .unwrap()
+    };
+    for (service, log) in &local.access_log {
+        assert_eq!(row(service).requests, log.requests, "{service}");
+        assert_eq!(
+            row(service).invocations,
+            log.requests,
+            "{service}: one invocation per Lattice request"
+        );
+    }
+    assert_eq!(
+        row("order").cost.xray,
+        300.0 * 5e-6,
+        "300 traces at $5 per 1M"
+    );
+    assert!(
+        row("payment").dynamodb_write_units >= created as f64,
+        "{:?}",
+        row("payment")
+    );
+    assert!(
+        row("inventory").dynamodb_write_units >= created as f64,
+        "{:?}",
+        row("inventory")
+    );
+    assert!(row("order").billed_gb_seconds > 0.0 && row("order").cold_start_percent > 0.0);
+    let cost_schema: Value = serde_json::from_str(COST_SCHEMA).unwrap();
+    let cost_validator = jsonschema::validator_for(&cost_schema).unwrap();
+    let written_cost: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let errors: Vec<String> = cost_validator
+        .iter_errors(&written_cost["cost"]["report"])
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
 
     // The JSON file is the report, and valid against the published schema.
     let written: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
