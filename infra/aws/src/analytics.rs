@@ -20,8 +20,8 @@ use std::path::Path;
 use serde_json::{json, Value};
 
 use crate::checks::{is_type, strings};
-use crate::telemetry;
 use crate::template::{guard_implies, guarded_items, implies, reference, sub_text, Template};
+use crate::{cost, telemetry};
 
 /// The parameter that turns the analytics on (`"true"`) or leaves the core stack alone.
 pub const PARAMETER: &str = "TrafficAnalytics";
@@ -220,11 +220,11 @@ fn carries(value: &Value) -> bool {
 }
 
 /// The parameter (`"true"`/`"false"`, default `"false"`) and the condition (`!Equals [!Ref
-/// TrafficAnalytics, "true"]`); every analytics resource ([`ANALYTICS_TYPES`], [`TRANSFORM`])
-/// carries the condition; a resource or output that refers to one that carries it carries it too,
-/// or refers to it only inside an `Fn::If` on a condition that implies it (else the core stack
-/// fails without it); and a resource used only by conditional ones carries it (else the core stack
-/// deploys a piece of the analytics).
+/// TrafficAnalytics, "true"]`); every analytics resource ([`ANALYTICS_TYPES`] but the cost
+/// report's bucket and its policy, [`TRANSFORM`]) carries the condition; a resource or output
+/// that refers to one that carries it carries it too, or refers to it only inside an `Fn::If` on
+/// a condition that implies it (else the core stack fails without it); and a resource used only
+/// by conditional ones carries it (else the core stack deploys a piece of the analytics).
 pub fn conditions(template: &Template) -> Vec<String> {
     let mut problems = Vec::new();
     let parameter = &template.root["Parameters"][PARAMETER];
@@ -261,7 +261,9 @@ pub fn conditions(template: &Template) -> Vec<String> {
         .collect();
     for (id, resource) in template.resources().filter(|(_, r)| !carries(r)) {
         let kind = resource["Type"].as_str().unwrap_or_default();
-        if ANALYTICS_TYPES.contains(&kind) || id == TRANSFORM {
+        // The cost report's bucket and bucket policy are its own (`cost::conditions`).
+        let analytics_type = ANALYTICS_TYPES.contains(&kind) && !cost::carries(template, resource);
+        if analytics_type || id == TRANSFORM {
             problems.push(format!(
                 "{id}: a traffic-analytics {kind} without Condition {CONDITION}"
             ));

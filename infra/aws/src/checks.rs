@@ -7,7 +7,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use crate::template::{guarded_items, reference, sub_text, Template};
-use crate::{analytics, telemetry};
+use crate::{analytics, cost, telemetry};
 
 /// X-Ray's write and read actions: X-Ray has no resource-level permissions for them, so `*` is
 /// the only resource they take.
@@ -347,10 +347,13 @@ pub(crate) fn crate_has_binary(crate_dir: &Path, binary: &str) -> bool {
 }
 
 /// Roles: no managed policies, no wildcard actions, and a bare `*` resource only for X-Ray's
-/// actions (and, on roles of functions attached to a VPC, the VPC-attach actions). Other
-/// wildcards may only end a scoped ARN: a log group's streams, a Lattice service's paths, the
-/// objects of a bucket of this template, the paths of its OpenSearch domain or of the domain the
-/// telemetry extension is given. Conditional policies (`Fn::If`) count with every branch.
+/// actions (and, on roles of functions attached to a VPC, the VPC-attach actions; on the cost
+/// report's role, `cost::UNSCOPED_ACTIONS`, which have no resource type). Other wildcards may only
+/// end a scoped ARN: a log group's streams, a Lattice service's paths, the objects of a bucket of
+/// this template, the paths of its OpenSearch domain or of the domain the telemetry extension is
+/// given, or what `cost::scoped_wildcard` admits (a bucket's `reports/` objects, a log group of
+/// this template as `…:log-group:NAME:*`). Conditional policies (`Fn::If`) count with every
+/// branch.
 pub fn least_privilege(template: &Template) -> Vec<String> {
     let mut problems = Vec::new();
     let vpc_roles: BTreeSet<&str> = template
@@ -367,6 +370,9 @@ pub fn least_privilege(template: &Template) -> Vec<String> {
         let mut allowed_star: BTreeSet<&str> = XRAY_ACTIONS.iter().copied().collect();
         if vpc_roles.contains(id) {
             allowed_star.extend(VPC_ATTACH_ACTIONS);
+        }
+        if cost::report_role(template) == Some(id) {
+            allowed_star.extend(cost::UNSCOPED_ACTIONS);
         }
         for policy in strings(&properties["Policies"]) {
             for statement in strings(&policy["PolicyDocument"]["Statement"]) {
@@ -390,7 +396,8 @@ pub fn least_privilege(template: &Template) -> Vec<String> {
                         let scoped = text.ends_with(":log-stream:*")
                             || service_paths(template, resource).is_some()
                             || analytics::scoped_wildcard(template, text)
-                            || telemetry::scoped_wildcard(template, text);
+                            || telemetry::scoped_wildcard(template, text)
+                            || cost::scoped_wildcard(template, text);
                         if text.contains('*') && !scoped {
                             problems.push(format!("{id}: wildcard resource {text}"));
                         }
@@ -829,7 +836,8 @@ pub fn table_access(template: &Template) -> Vec<String> {
 
 /// Table names in the environment: each owner's [`ServiceTable::variable`] is `!Ref <its table>`
 /// (the name CloudFormation gave it, not a literal), and no function has a variable naming a table
-/// that is not its own.
+/// that is not its own, but the cost report's `cost::SERVICES_VARIABLE`, which names every table to
+/// read its metrics (its role may call no DynamoDB action: [`table_access`]).
 pub fn table_variables(template: &Template) -> Vec<String> {
     let mut problems = Vec::new();
     for spec in SERVICE_TABLES {
@@ -856,6 +864,9 @@ pub fn table_variables(template: &Template) -> Vec<String> {
             continue;
         };
         for (variable, value) in variables {
+            if function == cost::FUNCTION && variable == cost::SERVICES_VARIABLE {
+                continue;
+            }
             let own = SERVICE_TABLES
                 .iter()
                 .any(|s| s.function == function && s.variable == variable);
@@ -882,18 +893,25 @@ pub fn table_variables(template: &Template) -> Vec<String> {
 
 /// Every rule over one template. The analytics rules read the index template from the
 /// repository root (`template_dir/../..`), as `sam build` reads the crates from there; the
-/// telemetry rules read the layer's crate and Makefile.
+/// telemetry rules read the layer's crate and Makefile; the cost rules `samconfig.toml` (the
+/// stack's tags).
 pub fn all(template: &Template, template_dir: &Path) -> Vec<String> {
     let index_patterns =
         analytics::index_patterns(&template_dir.join("../..").join(analytics::INDEX_TEMPLATE));
-    let (index_patterns, unreadable) = match index_patterns {
+    let (index_patterns, mut unreadable) = match index_patterns {
         Ok(patterns) => (patterns, Vec::new()),
         Err(problem) => (Vec::new(), vec![problem]),
     };
+    let samconfig_path = template_dir.join("samconfig.toml");
+    let samconfig = std::fs::read_to_string(&samconfig_path).unwrap_or_else(|e| {
+        unreadable.push(format!("{}: {e}", samconfig_path.display()));
+        String::new()
+    });
     [
         unreadable,
         analytics::all(template, &index_patterns),
         telemetry::all(template, template_dir),
+        cost::all(template, &samconfig),
         lambda_target_groups(template),
         auth_policies(template),
         functions(template, template_dir),

@@ -7,15 +7,20 @@
 //! from the core stack; and the optional telemetry extension (`TelemetryExtension`: a Lambda
 //! extension layer on order, payment and inventory writing their telemetry to OpenSearch), built
 //! for arm64 by the layer's Makefile, attached only with its condition, and given no more than it
-//! needs.
+//! needs; and the optional daily cost report (`CostReport`: a scheduled Lambda writing a JSON
+//! report to S3 and cost per 1M requests as EMF metrics, and a Cost Anomaly Detection monitor),
+//! given the stack's own resources, allowed exactly the calls it makes, and absent from the core
+//! stack.
 //!
 //! `template` owns reading the YAML (CloudFormation's short-form tags turned into the long form);
 //! `checks` owns the rules, each returning the problems it finds so that tests can show a rule
 //! both passing on the real template and failing on a broken copy; `analytics` holds the traffic
-//! analytics' rules and `telemetry` the extension's, which `checks::all` runs with the rest.
+//! analytics' rules, `telemetry` the extension's and `cost` the cost report's, which
+//! `checks::all` runs with the rest.
 
 pub mod analytics;
 pub mod checks;
+pub mod cost;
 pub mod telemetry;
 pub mod template;
 

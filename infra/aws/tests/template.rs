@@ -100,7 +100,8 @@ fn a_function_without_tracing_or_on_the_wrong_platform_is_caught() {
             .unwrap()
             .remove("Tracing");
     });
-    assert_eq!(checks::functions(&untraced, &template_dir()).len(), 5);
+    // order, payment, inventory, the loadgen runner, the access-log transform, the cost report.
+    assert_eq!(checks::functions(&untraced, &template_dir()).len(), 6);
     let passthrough = broken(|root| {
         root["Resources"]["PaymentFunction"]["Properties"]["Tracing"] = json!("PassThrough");
     });
