@@ -10,9 +10,9 @@ use serde::Serialize;
 
 use crate::prices::{self, PriceError, PriceTable};
 use crate::recommend::{recommend, Recommendation};
-use crate::reconcile::Reconciliation;
+use crate::reconcile::{reconcile, Reconciliation};
 use crate::report::{build, CostReport, ReportError, Scope};
-use crate::sources::{Gathered, StackMap, Window};
+use crate::sources::{Bill, Gathered, StackMap, Window};
 
 /// The schema id the document carries.
 pub const SCHEMA_ID: &str = "lattice-cost/1";
@@ -65,7 +65,8 @@ pub struct CostDocument {
     pub run_id: Option<String>,
     /// The services, the entry service first.
     pub stack: StackMap,
-    /// Traces X-Ray recorded in the window (the run's only, with a run id).
+    /// Traces X-Ray recorded in the window: the stack's (the run's only, with a run id) and
+    /// Lambda's own sampled traces of the invocations counted.
     pub traces: u64,
     /// Lambda reports left out: their trace is not one of the run's.
     pub reports_outside_run: u64,
@@ -93,6 +94,19 @@ pub enum DocumentError {
     NoServices,
 }
 
+/// Sets the model beside `bill` in `document`, with what asking Cost Explorer cost.
+pub fn add_bill(
+    document: &mut CostDocument,
+    bill: &Bill,
+    table: &PriceTable,
+) -> Result<(), PriceError> {
+    document.report_cost.cost_explorer_requests = bill.requests;
+    document.report_cost.cost_explorer_usd =
+        bill.requests as f64 * table.usd(prices::COST_EXPLORER_REQUEST)?;
+    document.reconciliation = Some(reconcile(&document.report, bill));
+    Ok(())
+}
+
 /// The document of `gathered` over `window`, priced by `table`.
 pub fn compose(
     gathered: &Gathered,
@@ -106,20 +120,21 @@ pub fn compose(
         .measured
         .get(&entry.name)
         .map_or(0, |m| m.traffic.status_classes[2]);
-    let traces = gathered.traces.trace_ids.len() as u64;
+    let stack_traces = gathered.traces.trace_ids.len() as u64;
     let scope = Scope {
         window_seconds: window.seconds(),
         orders,
-        traces,
+        traces: stack_traces,
         entry_service: entry.name.clone(),
     };
     let report = build(&gathered.measured, &scope, table)?;
+    let traces = report.services.iter().map(|row| row.xray_traces).sum();
     let x86_64: Vec<(String, f64)> = gathered
         .measured
         .iter()
         .map(|(name, m)| (name.clone(), m.usage.gb_seconds_x86_64))
         .collect();
-    let traced_fraction = (traces as f64 / orders as f64).min(1.0);
+    let traced_fraction = (stack_traces as f64 / orders as f64).min(1.0);
     let recommendations = recommend(&report, table, traced_fraction, &x86_64)?;
     let report_cost = ReportCost {
         logs_insights_bytes_scanned: gathered.bytes_scanned,

@@ -69,6 +69,9 @@ pub struct ServiceUsage {
     pub dynamodb_write_units: f64,
     /// DynamoDB read request units consumed.
     pub dynamodb_read_units: f64,
+    /// Traces X-Ray recorded of this service's invocations on their own: Lambda's sampled
+    /// traces (Active tracing) that are not one of the counted traces.
+    pub lambda_traces: u64,
 }
 
 impl ServiceUsage {

@@ -74,6 +74,9 @@ pub struct ServiceRow {
     pub dynamodb_write_units: f64,
     /// DynamoDB read request units.
     pub dynamodb_read_units: f64,
+    /// X-Ray traces charged to it: the counted traces on the entry service, and Lambda's own
+    /// sampled traces of its invocations.
+    pub xray_traces: u64,
     /// The window's cost, by line.
     pub cost: CostLines,
     /// Cost per 1M of its requests, by line; `None` with no requests.
@@ -145,7 +148,7 @@ pub enum ReportError {
 
 /// The rules this module attributes by, printed with the table's assumptions.
 pub const ATTRIBUTION_RULES: &[&str] = &[
-    "An X-Ray trace is one billing unit whatever it crosses: it is charged to the entry service.",
+    "An X-Ray trace is one billing unit whatever it crosses: it is charged to the entry service; Lambda's own sampled trace of an invocation, outside those, to the invoked function's service.",
     "Each Lattice service pays its own service-hour; a window carries seconds/3600 of it (the bill rounds partial hours up).",
     "Marginal list prices: free tiers are account-wide monthly allowances, listed apart and never netted.",
 ];
@@ -170,12 +173,18 @@ pub fn build(
     let services: Vec<ServiceRow> = measured
         .iter()
         .map(|(name, m)| {
-            let traces = if *name == scope.entry_service {
+            let entry_traces = if *name == scope.entry_service {
                 scope.traces
             } else {
                 0
             };
-            row(name, m, rates.cost(&m.usage, scope.window_seconds, traces))
+            let traces = entry_traces + m.usage.lambda_traces;
+            row(
+                name,
+                m,
+                traces,
+                rates.cost(&m.usage, scope.window_seconds, traces),
+            )
         })
         .collect();
     let total = services
@@ -214,7 +223,7 @@ pub fn build(
     })
 }
 
-fn row(name: &str, measured: &Measured, cost: CostLines) -> ServiceRow {
+fn row(name: &str, measured: &Measured, xray_traces: u64, cost: CostLines) -> ServiceRow {
     let (usage, traffic) = (&measured.usage, &measured.traffic);
     let requests = usage.requests();
     ServiceRow {
@@ -235,6 +244,7 @@ fn row(name: &str, measured: &Measured, cost: CostLines) -> ServiceRow {
         memory_mb: traffic.memory_mb,
         dynamodb_write_units: usage.dynamodb_write_units,
         dynamodb_read_units: usage.dynamodb_read_units,
+        xray_traces,
         cost,
         cost_per_million_requests: (requests > 0).then(|| cost.scaled(1e6 / requests as f64)),
     }

@@ -7,7 +7,24 @@
 
 use hdrhistogram::Histogram;
 
-use crate::sources::LatticeMetrics;
+use serde::Serialize;
+
+/// Requests, latency and statuses of one Lattice service.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct LatticeMetrics {
+    /// `TotalRequestCount`.
+    pub requests: u64,
+    /// `RequestTime` p50, p90, p99 in ms; `None` without requests.
+    pub p50_ms: Option<f64>,
+    /// 〃
+    pub p90_ms: Option<f64>,
+    /// 〃
+    pub p99_ms: Option<f64>,
+    /// Requests by status class (`HTTPCode_2XX_Count` … `HTTPCode_5XX_Count` on AWS, which
+    /// publishes no 1XX or 3XX count): index 1 is 1xx … 5 is 5xx; 0 holds
+    /// responses of no class (no response at all).
+    pub status_classes: [u64; 6],
+}
 
 /// A service's latency.
 #[derive(Clone, Debug)]

@@ -58,6 +58,8 @@ pub struct LambdaReport {
     pub init_ms: Option<f64>,
     /// The X-Ray trace id (`1-…-…`), when traced.
     pub trace_id: Option<String>,
+    /// Whether that trace was sampled (recorded, and billed, by X-Ray), when it says.
+    pub sampled: Option<bool>,
 }
 
 /// A `REPORT` line and, when traced, the `XRAY TraceId` line after it (AWS's documented log
@@ -99,6 +101,7 @@ pub fn parse_report_line(text: &str) -> Result<LambdaReport, UsageError> {
             .ok_or_else(|| malformed("Max Memory Used"))? as u32,
         init_ms: number("Init Duration", "ms"),
         trace_id: fields.get("TraceId").map(|id| id.to_string()),
+        sampled: fields.get("Sampled").and_then(|s| s.parse().ok()),
     })
 }
 
@@ -125,15 +128,24 @@ pub fn parse_platform_report(record: &Value) -> Result<LambdaReport, UsageError>
         max_memory_used_mb: whole("maxMemoryUsedMB")? as u32,
         init_ms: metrics["initDurationMs"].as_f64(),
         trace_id: body["tracing"]["value"].as_str().and_then(trace_root),
+        sampled: body["tracing"]["value"]
+            .as_str()
+            .and_then(|header| trace_field(header, "Sampled"))
+            .map(|flag| flag == "1"),
     })
 }
 
 /// `1-…-…` from `Root=1-…-…;Parent=…;Sampled=…`.
-fn trace_root(header: &str) -> Option<String> {
-    header
-        .split(';')
-        .find_map(|part| part.trim().strip_prefix("Root="))
-        .map(str::to_owned)
+pub fn trace_root(header: &str) -> Option<String> {
+    trace_field(header, "Root").map(str::to_owned)
+}
+
+/// One field of an `X-Amzn-Trace-Id` header.
+fn trace_field<'a>(header: &'a str, name: &str) -> Option<&'a str> {
+    header.split(';').find_map(|part| {
+        let (key, value) = part.trim().split_once('=')?;
+        (key == name).then_some(value)
+    })
 }
 
 fn excerpt(text: &str) -> String {
@@ -308,11 +320,15 @@ mod tests {
                 max_memory_used_mb: 56,
                 init_ms: Some(130.49),
                 trace_id: Some("1-5e34a614-10bdxmplf1fb44f07bc535a1".into()),
+                sampled: Some(true),
             }
         );
         let warm = "REPORT RequestId: r1\tDuration: 2.10 ms\tBilled Duration: 3 ms\tMemory Size: 256 MB\tMax Memory Used: 20 MB\t";
         let warm = parse_report_line(warm).unwrap();
-        assert_eq!((warm.init_ms, warm.trace_id), (None, None));
+        assert_eq!(
+            (warm.init_ms, warm.trace_id, warm.sampled),
+            (None, None, None)
+        );
         let broken = parse_report_line("REPORT RequestId: r1\tDuration: 2 ms").unwrap_err();
         assert!(broken
             .to_string()
@@ -341,6 +357,7 @@ mod tests {
             report.trace_id.as_deref(),
             Some("1-6352a70e-1e2c502e358361800241fd45")
         );
+        assert_eq!(report.sampled, Some(true));
         let start = batch
             .iter()
             .find(|r| r["type"] == "platform.start")

@@ -23,13 +23,22 @@ fn list(name: &str) -> Vec<Value> {
     pages
 }
 
-/// A fake Cost Explorer answering each operation's pages in turn.
-async fn fake(dimension_pages: Vec<Value>, cost_pages: Vec<Value>) -> FakeServer {
-    let (dimensions, costs) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+/// A fake Cost Explorer answering the pages of `GetDimensionValues` for SERVICE and for
+/// USAGE_TYPE (told apart by the request's `Dimension`) and of `GetCostAndUsage`, each in turn.
+async fn fake(
+    service_pages: Vec<Value>,
+    usage_type_pages: Vec<Value>,
+    cost_pages: Vec<Value>,
+) -> FakeServer {
+    let next = [(); 3].map(|_| Arc::new(AtomicUsize::new(0)));
     FakeServer::start(move |request: &Recorded, _| {
-        let (pages, next) = match request.header("x-amz-target") {
-            Some(DIMENSIONS) => (&dimension_pages, &dimensions),
-            Some(COSTS) => (&cost_pages, &costs),
+        let (pages, next) = match (
+            request.header("x-amz-target"),
+            request.json()["Dimension"].as_str(),
+        ) {
+            (Some(DIMENSIONS), Some("SERVICE")) => (&service_pages, &next[0]),
+            (Some(DIMENSIONS), Some("USAGE_TYPE")) => (&usage_type_pages, &next[1]),
+            (Some(COSTS), _) => (&cost_pages, &next[2]),
             other => {
                 return Reply::json11_error(400, "UnknownOperationException", &format!("{other:?}"))
             }
@@ -67,6 +76,7 @@ fn line(day: &str, service: &str, usage_type: &str, usd: f64, estimated: bool) -
 async fn billed() -> (FakeServer, Bill) {
     let fake = fake(
         list("aws-ce-get-dimension-values.json"),
+        list("aws-ce-get-dimension-values-usage-type.json"),
         list("aws-ce-get-cost-and-usage.json"),
     )
     .await;
@@ -77,26 +87,41 @@ async fn billed() -> (FakeServer, Bill) {
 }
 
 #[tokio::test]
-async fn the_services_are_discovered_then_the_costs_asked_over_the_complete_days() {
+async fn the_services_and_usage_types_are_discovered_then_the_costs_asked_over_the_complete_days() {
     let (fake, _) = billed().await;
     let requests = fake.requests();
-    let targets: Vec<&str> = requests
+    let asked: Vec<(Option<&str>, Value)> = requests
         .iter()
-        .filter_map(|r| r.header("x-amz-target"))
+        .map(|r| (r.header("x-amz-target"), r.json()["Dimension"].clone()))
         .collect();
-    assert_eq!(targets, vec![DIMENSIONS, DIMENSIONS, COSTS, COSTS]);
+    let (service, usage_type) = (json!("SERVICE"), json!("USAGE_TYPE"));
+    assert_eq!(
+        asked,
+        vec![
+            (Some(DIMENSIONS), service.clone()),
+            (Some(DIMENSIONS), service),
+            (Some(DIMENSIONS), usage_type.clone()),
+            (Some(DIMENSIONS), usage_type),
+            (Some(COSTS), Value::Null),
+            (Some(COSTS), Value::Null),
+        ]
+    );
     let json11 = Some("application/x-amz-json-1.1");
     assert!(requests.iter().all(|r| r.header("content-type") == json11));
     // Dec 1 and Dec 2: Nov 30 and Dec 3 are partial, and Dec 3 is today.
     let period = json!({"Start": "2026-12-01", "End": "2026-12-03"});
     let filter = json!({"Tags": {"Key": "Project", "Values": ["lattice-stack"]}});
+    let dimension = |name: &str| json!({"TimePeriod": period, "Dimension": name, "Context": "COST_AND_USAGE", "Filter": filter});
+    assert_eq!(requests[0].json(), dimension("SERVICE"));
+    let mut next = dimension("SERVICE");
+    next["NextPageToken"] = json!("dv-2");
+    assert_eq!(requests[1].json(), next);
+    assert_eq!(requests[2].json(), dimension("USAGE_TYPE"));
+    let mut next = dimension("USAGE_TYPE");
+    next["NextPageToken"] = json!("ut-2");
+    assert_eq!(requests[3].json(), next);
     assert_eq!(
-        requests[0].json(),
-        json!({"TimePeriod": period, "Dimension": "SERVICE", "Context": "COST_AND_USAGE", "Filter": filter})
-    );
-    assert_eq!(requests[1].json()["NextPageToken"], json!("dv-2"));
-    assert_eq!(
-        requests[2].json(),
+        requests[4].json(),
         json!({
             "TimePeriod": period,
             "Granularity": "DAILY",
@@ -105,8 +130,8 @@ async fn the_services_are_discovered_then_the_costs_asked_over_the_complete_days
             "GroupBy": [{"Type": "DIMENSION", "Key": "SERVICE"}, {"Type": "DIMENSION", "Key": "USAGE_TYPE"}]
         })
     );
-    assert_eq!(requests[3].json()["NextPageToken"], json!("cu-2"));
-    assert_eq!(requests[3].json()["GroupBy"], requests[2].json()["GroupBy"]);
+    assert_eq!(requests[5].json()["NextPageToken"], json!("cu-2"));
+    assert_eq!(requests[5].json()["GroupBy"], requests[4].json()["GroupBy"]);
 }
 
 #[tokio::test]
@@ -123,6 +148,18 @@ async fn every_page_becomes_lines_with_their_days_estimated_flag_and_requests_ar
         "AmazonCloudWatch",
     ];
     assert_eq!(bill.services_seen, seen);
+    let usage_types = [
+        "USE1-Lambda-GB-Second-ARM",
+        "USE1-Request",
+        "USE1-VendedLog-Bytes",
+        "USE1-VpcLattice-ServiceHours",
+        "USE1-XRay-TracesStored",
+        "USE1-TimedStorage-ByteHrs",
+    ];
+    assert_eq!(
+        bill.usage_types_seen, usage_types,
+        "both pages, as answered"
+    );
     let expected = [
         (
             "2026-12-01",
@@ -166,12 +203,12 @@ async fn every_page_becomes_lines_with_their_days_estimated_flag_and_requests_ar
         .map(|(day, service, usage, usd, estimated)| line(day, service, usage, *usd, *estimated))
         .collect();
     assert_eq!(bill.lines, expected);
-    assert_eq!(bill.requests, 4, "each request costs $0.01");
+    assert_eq!(bill.requests, 6, "each request costs $0.01");
 }
 
 #[tokio::test]
 async fn today_is_never_billed_and_a_window_without_a_complete_day_is_an_error() {
-    let fake = fake(Vec::new(), Vec::new()).await;
+    let fake = fake(Vec::new(), Vec::new(), Vec::new()).await;
     let source = bill_source(&fake, "2026-12-03T09:00:00Z");
     let inside_a_day = window("2026-12-02T01:00:00Z", "2026-12-02T23:00:00Z");
     let error = source.bill(&inside_a_day, TAG).await.unwrap_err();
@@ -190,7 +227,12 @@ async fn a_day_aligned_window_bills_exactly_its_days() {
     let empty_costs = json!({"ResultsByTime": [
         {"TimePeriod": {"Start": "2026-12-01", "End": "2026-12-02"}, "Total": {}, "Groups": [], "Estimated": true}
     ]});
-    let fake = fake(vec![empty_dimensions], vec![empty_costs]).await;
+    let fake = fake(
+        vec![empty_dimensions.clone()],
+        vec![empty_dimensions],
+        vec![empty_costs],
+    )
+    .await;
     let window = window("2026-12-01T00:00:00Z", "2026-12-02T00:00:00Z");
     let bill = bill_source(&fake, "2026-12-05T00:00:00Z")
         .bill(&window, TAG)
@@ -201,7 +243,8 @@ async fn a_day_aligned_window_bills_exactly_its_days() {
         ("2026-12-01", "2026-12-02")
     );
     assert!(bill.lines.is_empty());
-    assert_eq!(bill.requests, 2);
+    assert!(bill.usage_types_seen.is_empty());
+    assert_eq!(bill.requests, 3);
 }
 
 #[tokio::test]
@@ -231,6 +274,27 @@ async fn an_http_400_is_an_aws_error() {
 }
 
 #[tokio::test]
+async fn a_usage_type_without_its_value_is_an_error_and_no_cost_is_asked() {
+    let services =
+        json!({"DimensionValues": [{"Value": "AWS Lambda"}], "ReturnSize": 1, "TotalSize": 1});
+    let usage_types =
+        json!({"DimensionValues": [{"Attributes": {}}], "ReturnSize": 1, "TotalSize": 1});
+    let fake = fake(vec![services], vec![usage_types], Vec::new()).await;
+    let window = window("2026-12-01T00:00:00Z", "2026-12-02T00:00:00Z");
+    let error = bill_source(&fake, "2026-12-05T00:00:00Z")
+        .bill(&window, TAG)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "CostExplorer.GetDimensionValues answered what the report cannot use: a USAGE_TYPE value without Value"
+    );
+    let requests = fake.requests();
+    let targets: Vec<Option<&str>> = requests.iter().map(|r| r.header("x-amz-target")).collect();
+    assert_eq!(targets, vec![Some(DIMENSIONS), Some(DIMENSIONS)]);
+}
+
+#[tokio::test]
 async fn an_amount_that_is_not_usd_or_not_a_number_is_an_error() {
     let dimensions =
         json!({"DimensionValues": [{"Value": "AWS Lambda"}], "ReturnSize": 1, "TotalSize": 1});
@@ -240,7 +304,14 @@ async fn an_amount_that_is_not_usd_or_not_a_number_is_an_error() {
         ], "Estimated": false}]})
     };
     let window = window("2026-12-01T00:00:00Z", "2026-12-02T00:00:00Z");
-    let euro = fake(vec![dimensions.clone()], vec![costs("1.0", "EUR")]).await;
+    let usage_types =
+        json!({"DimensionValues": [{"Value": "USE1-Request"}], "ReturnSize": 1, "TotalSize": 1});
+    let euro = fake(
+        vec![dimensions.clone()],
+        vec![usage_types.clone()],
+        vec![costs("1.0", "EUR")],
+    )
+    .await;
     let error = bill_source(&euro, "2026-12-05T00:00:00Z")
         .bill(&window, TAG)
         .await
@@ -249,7 +320,12 @@ async fn an_amount_that_is_not_usd_or_not_a_number_is_an_error() {
         error.to_string(),
         "CostExplorer.GetCostAndUsage answered what the report cannot use: 2026-12-01 AWS Lambda USE1-Request: unit Some(\"EUR\"), not USD"
     );
-    let garbled = fake(vec![dimensions], vec![costs("1,5", "USD")]).await;
+    let garbled = fake(
+        vec![dimensions],
+        vec![usage_types],
+        vec![costs("1,5", "USD")],
+    )
+    .await;
     let error = bill_source(&garbled, "2026-12-05T00:00:00Z")
         .bill(&window, TAG)
         .await

@@ -137,6 +137,7 @@ async fn the_report_lines_parse_as_lambda_wrote_them_and_bytes_are_the_metrics()
         max_memory_used_mb: 56,
         init_ms: Some(130.49),
         trace_id: Some("1-5e34a614-10bdxmplf1fb44f07bc535a1".into()),
+        sampled: Some(true),
     };
     let warm = LambdaReport {
         request_id: "3c2a4f1e-xmpl-4b8e-9d7a-1f0e2d3c4b5a".into(),

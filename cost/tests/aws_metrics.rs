@@ -24,20 +24,41 @@ fn pages(name: &str) -> Vec<Reply> {
     pages.iter().map(Reply::cbor).collect()
 }
 
-fn lattice_query(id: &str, metric: &str, service: &str, stat: &str) -> Value {
+/// A count of `service` summed over every zone, as the adapter asks it.
+fn zone_sum(id: &str, metric: &str, service: &str, period: u32) -> Value {
+    json!({
+        "Id": id,
+        "Expression": format!(
+            "SUM(SEARCH('{{AWS/VpcLattice,AvailabilityZone,Service}} MetricName=\"{metric}\" Service=\"{service}\"', 'Sum', {period}))"
+        ),
+        "ReturnData": true
+    })
+}
+
+/// A percentile of `service` on the `Service`-only dimension set.
+fn percentile(id: &str, service: &str, stat: &str, period: f64) -> Value {
     json!({
         "Id": id,
         "MetricStat": {
             "Metric": {
                 "Namespace": "AWS/VpcLattice",
-                "MetricName": metric,
+                "MetricName": "RequestTime",
                 "Dimensions": [{"Name": "Service", "Value": service}]
             },
-            "Period": 3600.0,
+            "Period": period,
             "Stat": stat
         },
         "ReturnData": true
     })
+}
+
+fn ids(queries: &Value) -> Vec<String> {
+    queries
+        .as_array()
+        .expect("a list of queries")
+        .iter()
+        .map(|q| q["Id"].as_str().expect("an id").to_owned())
+        .collect()
 }
 
 /// The fixture's two pages answered for a window that is not minute-aligned (asked as 10:00 to
@@ -51,7 +72,7 @@ async fn lattice_run() -> (FakeServer, BTreeMap<String, LatticeMetrics>) {
 }
 
 #[tokio::test]
-async fn lattice_metrics_ask_each_service_on_its_own_dimension_over_whole_minutes() {
+async fn lattice_counts_are_summed_over_the_zones_and_percentiles_asked_of_the_service_alone() {
     let (fake, _) = lattice_run().await;
     let requests = fake.requests();
     assert_eq!(requests.len(), 2, "two pages");
@@ -67,32 +88,43 @@ async fn lattice_metrics_ask_each_service_on_its_own_dimension_over_whole_minute
     assert_eq!(first["StartTime"], json!({"epoch": TEN}));
     assert_eq!(first["EndTime"], json!({"epoch": ELEVEN}));
     assert_eq!(first.get("NextToken"), None);
+    let order = "svc-0order0000000000";
     let queries = first["MetricDataQueries"].as_array().unwrap();
-    assert_eq!(queries.len(), 27, "9 queries for each of 3 services");
-    let (order, inventory) = ("svc-0order0000000000", "svc-0inventory000000");
-    let expected = [
-        (
-            0,
-            lattice_query("s0_requests", "TotalRequestCount", order, "Sum"),
-        ),
-        (1, lattice_query("s0_p50", "RequestTime", order, "p50")),
-        (3, lattice_query("s0_p99", "RequestTime", order, "p99")),
-        (
-            4,
-            lattice_query("s0_c1", "HTTPCode_1XX_Count", order, "Sum"),
-        ),
-        (
-            8,
-            lattice_query("s0_c5", "HTTPCode_5XX_Count", order, "Sum"),
-        ),
-        (
-            18,
-            lattice_query("s2_requests", "TotalRequestCount", inventory, "Sum"),
-        ),
-    ];
-    for (index, query) in expected {
-        assert_eq!(queries[index], query, "query {index}");
-    }
+    assert_eq!(
+        queries[..8],
+        [
+            zone_sum("s0_requests", "TotalRequestCount", order, 3600),
+            zone_sum("s0_c2", "HTTPCode_2XX_Count", order, 3600),
+            zone_sum("s0_c3", "HTTPCode_3XX_Count", order, 3600),
+            zone_sum("s0_c4", "HTTPCode_4XX_Count", order, 3600),
+            zone_sum("s0_c5", "HTTPCode_5XX_Count", order, 3600),
+            percentile("s0_p50", order, "p50", 3600.0),
+            percentile("s0_p90", order, "p90", 3600.0),
+            percentile("s0_p99", order, "p99", 3600.0),
+        ]
+    );
+    let per_service = |i: usize| {
+        ["requests", "c2", "c3", "c4", "c5", "p50", "p90", "p99"].map(|s| format!("s{i}_{s}"))
+    };
+    let expected: Vec<String> = (0..3).flat_map(per_service).collect();
+    assert_eq!(
+        ids(&first["MetricDataQueries"]),
+        expected,
+        "8 queries per service"
+    );
+    assert_eq!(
+        queries[16],
+        zone_sum(
+            "s2_requests",
+            "TotalRequestCount",
+            "svc-0inventory000000",
+            3600
+        )
+    );
+    assert_eq!(
+        queries[23],
+        percentile("s2_p99", "svc-0inventory000000", "p99", 3600.0)
+    );
     let second = requests[1].cbor();
     assert_eq!(second["NextToken"], json!("page-2"));
     assert_eq!(second["MetricDataQueries"], first["MetricDataQueries"]);
@@ -108,7 +140,7 @@ async fn lattice_metrics_sum_the_pages_and_keep_each_percentile_as_answered() {
             p50_ms: Some(12.5),
             p90_ms: Some(40.0),
             p99_ms: Some(95.25),
-            // 1200 requests, 1195 of them in a class: 5 got no response.
+            // 1200 requests, 1195 of them in a class: 5 got no response; no 1XX is published.
             status_classes: [5, 0, 1150, 0, 30, 15],
         }
     );
@@ -131,9 +163,43 @@ async fn a_window_without_datapoints_answers_zero_requests_and_no_percentiles() 
     assert_eq!(metrics.len(), 3);
     assert!(metrics.values().all(|m| *m == LatticeMetrics::default()));
     let body = fake.requests()[0].cbor();
+    let queries = &body["MetricDataQueries"];
     assert_eq!(
-        body["MetricDataQueries"][0]["MetricStat"]["Period"],
-        json!(300.0)
+        queries[0],
+        zone_sum(
+            "s0_requests",
+            "TotalRequestCount",
+            "svc-0order0000000000",
+            300
+        ),
+        "the window's one period, in the SEARCH"
+    );
+    assert_eq!(queries[5]["MetricStat"]["Period"], json!(300.0));
+}
+
+#[tokio::test]
+async fn percentiles_the_service_alone_set_does_not_answer_are_none_without_an_error() {
+    // Lattice answered the zone sums but nothing on the `Service`-only set.
+    let page = json!({"MetricDataResults": [
+        {"Id": "s0_requests", "Timestamps": [1796205600], "Values": [10.0], "StatusCode": "Complete"},
+        {"Id": "s0_c2", "Timestamps": [1796205600], "Values": [10.0], "StatusCode": "Complete"},
+        {"Id": "s0_p50", "Timestamps": [], "Values": [], "StatusCode": "Complete"},
+        {"Id": "s0_p90", "Timestamps": [], "Values": [], "StatusCode": "Complete"},
+        {"Id": "s0_p99", "Timestamps": [], "Values": [], "StatusCode": "Complete"}
+    ]});
+    let fake = FakeServer::replying(vec![Reply::cbor(&page)]).await;
+    let source = AwsLatticeMetrics::new(cloudwatch(&fake.url));
+    let window = window("2026-12-02T10:00:00Z", "2026-12-02T11:00:00Z");
+    let metrics = source.lattice_metrics(&stack(), &window).await.unwrap();
+    assert_eq!(
+        metrics["order"],
+        LatticeMetrics {
+            requests: 10,
+            p50_ms: None,
+            p90_ms: None,
+            p99_ms: None,
+            status_classes: [0, 0, 10, 0, 0, 0],
+        }
     );
 }
 
@@ -195,8 +261,25 @@ async fn a_failed_result_is_an_error_with_its_messages() {
 }
 
 #[tokio::test]
-async fn more_than_500_queries_are_asked_in_calls_of_at_most_500() {
-    let services = (0..56)
+async fn a_message_about_the_whole_call_is_an_error_not_a_partial_count() {
+    let page = json!({
+        "MetricDataResults": [
+            {"Id": "s0_requests", "Timestamps": [1796205600], "Values": [10.0], "StatusCode": "Complete"}
+        ],
+        "Messages": [{"Code": "MaxMetricsExceeded", "Value": "Maximum number of allowed metrics exceeded. Your search may have been limited."}]
+    });
+    let fake = FakeServer::replying(vec![Reply::cbor(&page)]).await;
+    let source = AwsLatticeMetrics::new(cloudwatch(&fake.url));
+    let window = window("2026-12-02T10:00:00Z", "2026-12-02T11:00:00Z");
+    let error = source.lattice_metrics(&stack(), &window).await.unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "CloudWatch.GetMetricData answered what the report cannot use: a message about the whole call, whose figures may be incomplete: MaxMetricsExceeded: Maximum number of allowed metrics exceeded. Your search may have been limited."
+    );
+}
+
+fn services(count: usize) -> StackMap {
+    let services = (0..count)
         .map(|i| ServiceMapping {
             name: format!("s{i:02}"),
             service_arn: format!("arn:aws:vpc-lattice:us-east-1:111122223333:service/svc-{i:02}"),
@@ -205,27 +288,52 @@ async fn more_than_500_queries_are_asked_in_calls_of_at_most_500() {
             tables: Vec::new(),
         })
         .collect();
-    let big = StackMap { services };
-    let empty = json!({"MetricDataResults": []});
-    let fake = FakeServer::replying(vec![Reply::cbor(&empty), Reply::cbor(&empty)]).await;
+    StackMap { services }
+}
+
+#[tokio::test]
+async fn a_call_carries_at_most_50_searches_whole_services_first() {
+    let empty = Reply::cbor(&json!({"MetricDataResults": []}));
+    let fake = FakeServer::replying(vec![empty; 6]).await;
     let source = AwsLatticeMetrics::new(cloudwatch(&fake.url));
     let window = window("2026-12-02T10:00:00Z", "2026-12-02T11:00:00Z");
-    let metrics = source.lattice_metrics(&big, &window).await.unwrap();
+    let metrics = source
+        .lattice_metrics(&services(56), &window)
+        .await
+        .unwrap();
     assert_eq!(metrics.len(), 56);
-    let sizes: Vec<usize> = fake
+    let calls: Vec<Vec<String>> = fake
         .requests()
         .iter()
-        .map(|r| r.cbor()["MetricDataQueries"].as_array().unwrap().len())
+        .map(|r| ids(&r.cbor()["MetricDataQueries"]))
         .collect();
-    assert_eq!(sizes, vec![500, 4]);
-    let second = fake.requests()[1].cbor();
-    let ids: Vec<&str> = second["MetricDataQueries"]
-        .as_array()
-        .unwrap()
+    let sizes: Vec<usize> = calls.iter().map(Vec::len).collect();
+    // 5 searches and 3 percentiles a service: 10 services (50 searches) a call.
+    assert_eq!(sizes, vec![80, 80, 80, 80, 80, 48]);
+    assert_eq!(
+        (calls[0][79].as_str(), calls[1][0].as_str()),
+        ("s9_p99", "s10_requests")
+    );
+    assert_eq!(calls[5].last().map(String::as_str), Some("s55_p99"));
+}
+
+#[tokio::test]
+async fn more_than_500_queries_are_asked_in_calls_of_at_most_500() {
+    let mut stack = services(1);
+    stack.services[0].tables = (0..251).map(|t| format!("table{t}")).collect();
+    let empty = Reply::cbor(&json!({"MetricDataResults": []}));
+    let fake = FakeServer::replying(vec![empty.clone(), empty]).await;
+    let source = AwsDynamoDb::new(cloudwatch(&fake.url));
+    let window = window("2026-12-02T10:00:00Z", "2026-12-02T11:00:00Z");
+    let units = source.dynamodb_units(&stack, &window).await.unwrap();
+    assert_eq!((units["s00"].read, units["s00"].write), (0.0, 0.0));
+    let calls: Vec<Vec<String>> = fake
+        .requests()
         .iter()
-        .map(|q| q["Id"].as_str().unwrap())
+        .map(|r| ids(&r.cbor()["MetricDataQueries"]))
         .collect();
-    assert_eq!(ids, vec!["s55_c2", "s55_c3", "s55_c4", "s55_c5"]);
+    assert_eq!(calls.iter().map(Vec::len).collect::<Vec<_>>(), vec![500, 2]);
+    assert_eq!(calls[1], vec!["t250_read", "t250_write"]);
 }
 
 #[tokio::test]

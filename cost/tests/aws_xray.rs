@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use lattice_cost::sources::aws::XrayTraces;
 use lattice_cost::sources::{SourceError, TraceSource};
 use serde_json::{json, Value};
-use support::{fixture, window, xray, FakeServer, Reply};
+use support::{fixture, stack, window, xray, FakeServer, Reply};
 
 /// 2026-12-02T10:00Z and 11:00Z, epoch seconds.
 const TEN: f64 = 1_796_205_600.0;
@@ -62,7 +62,10 @@ async fn the_runs_traces_are_asked_by_trace_start_time_and_every_page_is_counted
     let fake = FakeServer::replying(replies).await;
     let source = XrayTraces::new(xray(&fake.url));
     let window = window("2026-12-02T10:00:00Z", "2026-12-02T11:00:00Z");
-    let count = source.traces(&window, Some("run-42")).await.unwrap();
+    let count = source
+        .traces(&stack(), &window, Some("run-42"))
+        .await
+        .unwrap();
 
     let mut requests = fake.requests();
     assert_eq!(requests.len(), 4);
@@ -125,18 +128,61 @@ async fn the_runs_traces_are_asked_by_trace_start_time_and_every_page_is_counted
 }
 
 #[tokio::test]
-async fn without_a_run_id_no_filter_is_sent_and_an_empty_window_counts_nothing() {
-    let empty = json!({"TraceSummaries": [], "ApproximateTime": TEN, "TracesProcessedCount": 0});
-    let fake = FakeServer::replying(vec![Reply::rest_json(&empty)]).await;
+async fn without_a_run_id_each_function_is_asked_and_the_ids_united() {
+    let page = |ids: &[&str], processed: u64| {
+        let summaries: Vec<Value> = ids.iter().map(|id| json!({"Id": id})).collect();
+        json!({"TraceSummaries": summaries, "ApproximateTime": TEN, "TracesProcessedCount": processed})
+    };
+    let fake = FakeServer::replying(vec![
+        Reply::rest_json(&page(&["1-a-1", "1-a-2"], 7)),
+        Reply::rest_json(&page(&["1-a-2", "1-b-1"], 5)),
+        Reply::rest_json(&page(&[], 0)),
+    ])
+    .await;
     let source = XrayTraces::new(xray(&fake.url));
     let window = window("2026-12-02T10:00:00.500Z", "2026-12-02T10:00:01.250Z");
-    let count = source.traces(&window, None).await.unwrap();
-    assert!(count.trace_ids.is_empty());
-    assert_eq!(count.traces_scanned, 0);
+    let count = source.traces(&stack(), &window, None).await.unwrap();
+    let filters: Vec<Value> = fake
+        .requests()
+        .iter()
+        .map(|r| r.json()["FilterExpression"].clone())
+        .collect();
+    assert_eq!(
+        filters,
+        [
+            json!("service(\"order\")"),
+            json!("service(\"payment\")"),
+            json!("service(\"inventory\")")
+        ]
+    );
+    assert_eq!(
+        count.trace_ids,
+        BTreeSet::from(["1-a-1".to_owned(), "1-a-2".to_owned(), "1-b-1".to_owned()]),
+        "a trace through two functions is one trace"
+    );
+    assert_eq!(count.traces_scanned, 12);
+    assert!(
+        count.lambda_trace_ids.is_empty(),
+        "no traces are read without a run"
+    );
     let body = fake.requests()[0].json();
-    assert_eq!(body.get("FilterExpression"), None);
     assert_eq!(body["StartTime"].as_f64(), Some(TEN + 0.5));
     assert_eq!(body["EndTime"].as_f64(), Some(TEN + 1.25));
+}
+
+#[tokio::test]
+async fn an_answer_without_its_processed_count_is_an_error() {
+    let fake = FakeServer::replying(vec![Reply::rest_json(&json!({"TraceSummaries": []}))]).await;
+    let source = XrayTraces::new(xray(&fake.url));
+    let window = window("2026-12-02T10:00:00Z", "2026-12-02T11:00:00Z");
+    let error = source
+        .traces(&stack(), &window, Some("run-42"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "XRay.GetTraceSummaries answered what the report cannot use: the answer has no TracesProcessedCount"
+    );
 }
 
 #[tokio::test]
@@ -150,7 +196,10 @@ async fn a_window_longer_than_six_hours_is_asked_in_consecutive_spans() {
     .await;
     let source = XrayTraces::new(xray(&fake.url));
     let window = window("2026-12-02T00:00:00Z", "2026-12-02T13:00:00Z");
-    let count = source.traces(&window, None).await.unwrap();
+    let count = source
+        .traces(&stack(), &window, Some("run-42"))
+        .await
+        .unwrap();
     assert_eq!(count.traces_scanned, 60);
     let midnight = TEN - 10.0 * 3600.0;
     let spans: Vec<(f64, f64)> = fake
@@ -185,7 +234,10 @@ async fn an_http_400_is_an_aws_error_with_x_rays_error_type() {
     .await;
     let source = XrayTraces::new(xray(&fake.url));
     let window = window("2026-12-02T10:00:00Z", "2026-12-02T11:00:00Z");
-    let error = source.traces(&window, Some("run-42")).await.unwrap_err();
+    let error = source
+        .traces(&stack(), &window, Some("run-42"))
+        .await
+        .unwrap_err();
     assert_eq!(
         error.to_string(),
         "XRay.GetTraceSummaries: InvalidRequestException: Invalid filter expression"
@@ -198,7 +250,7 @@ async fn a_run_id_that_cannot_be_quoted_is_refused_before_any_call() {
     let source = XrayTraces::new(xray(&fake.url));
     let window = window("2026-12-02T10:00:00Z", "2026-12-02T11:00:00Z");
     let error = source
-        .traces(&window, Some("run\" OR 1"))
+        .traces(&stack(), &window, Some("run\" OR 1"))
         .await
         .unwrap_err();
     assert!(matches!(

@@ -1,5 +1,5 @@
 //! The golden test: the cost document of a recorded local run (`fixtures/local-run/`: 12 orders
-//! of `loadgen --local --orders 12 --rate 10 --no-analytics --raw-documents --run-id golden-1`,
+//! of `loadgen --local --orders 12 --rate 10 --no-analytics --raw-documents --run-id golden-2`,
 //! its access log, its functions' log groups and every X-Ray segment document the daemon took),
 //! with every figure recomputed here from the raw records and the price table's formulas, not
 //! copied from the output.
@@ -69,6 +69,7 @@ fn walk<'a>(document: &'a Value, out: &mut Vec<&'a Value>) {
 impl TraceSource for RecordedXray {
     async fn traces(
         &self,
+        _stack: &StackMap,
         _window: &Window,
         run_id: Option<&str>,
     ) -> Result<TraceCount, SourceError> {
@@ -138,6 +139,8 @@ struct LogCounts {
     peak_mb: u64,
     read_units: f64,
     write_units: f64,
+    /// The trace ids of the `XRAY … Sampled: true` lines: Lambda's own recorded traces.
+    sampled_traces: std::collections::BTreeSet<String>,
 }
 
 fn field_number(report: &str, name: &str, unit: &str) -> Option<u64> {
@@ -169,6 +172,11 @@ fn log_counts(function: &str, window: &Window) -> LogCounts {
             c.peak_mb = c
                 .peak_mb
                 .max(field_number(message, "Max Memory Used", " MB").unwrap());
+            if message.contains("\tSampled: true") {
+                let xray = message.split("XRAY TraceId: ").nth(1).unwrap();
+                let id = xray.split('\t').next().unwrap();
+                c.sampled_traces.insert(id.to_owned());
+            }
         }
         if message.contains("dynamodb consumed capacity") {
             let line: Value = serde_json::from_str(message).unwrap();
@@ -223,7 +231,20 @@ async fn every_figure_of_a_recorded_local_run_is_recomputed_from_the_raw_records
     let orders = access["order"].classes[2];
     assert_eq!(orders, 12, "the run's 12 orders were all created");
     assert_eq!(report.orders, orders);
-    assert_eq!(document.traces, 12, "one trace per order");
+    let own_traces: u64 = stack
+        .services
+        .iter()
+        .map(|s| log_counts(&s.function_name, &window).sampled_traces.len() as u64)
+        .sum();
+    assert!(
+        own_traces > 0,
+        "the recorded run has Lambda's own sampled traces"
+    );
+    assert_eq!(
+        document.traces,
+        12 + own_traces,
+        "one trace per order, and Lambda's own sampled traces"
+    );
     assert_eq!(
         document.reports_outside_run, 0,
         "every invocation joins a trace of the run"
@@ -256,6 +277,11 @@ async fn every_figure_of_a_recorded_local_run_is_recomputed_from_the_raw_records
             a.classes[4] as f64 * 100.0 / requests as f64,
             "4xx %",
         );
+        close(
+            row.status_5xx_percent,
+            a.classes[5] as f64 * 100.0 / requests as f64,
+            "5xx %",
+        );
         assert_eq!(
             row.invocations,
             l.invocations.len() as u64,
@@ -274,7 +300,7 @@ async fn every_figure_of_a_recorded_local_run_is_recomputed_from_the_raw_records
             "cold %",
         );
         assert_eq!(u64::from(row.max_memory_used_mb), l.peak_mb);
-        assert_eq!(row.memory_mb, 128);
+        assert_eq!(row.memory_mb, 256, "the deployment's memory");
         close(row.dynamodb_read_units, l.read_units, "RRU");
         close(row.dynamodb_write_units, l.write_units, "WRU");
 
@@ -304,11 +330,13 @@ async fn every_figure_of_a_recorded_local_run_is_recomputed_from_the_raw_records
             hours * price(prices::LATTICE_SERVICE_HOUR),
             "service-hours",
         );
-        let traces = if row.service == "order" { 12.0 } else { 0.0 };
+        let orders_traces = if row.service == "order" { 12 } else { 0 };
+        let traces = orders_traces + l.sampled_traces.len() as u64;
+        assert_eq!(row.xray_traces, traces, "{}", row.service);
         close(
             cost.xray,
-            traces * price(prices::XRAY_RECORDED),
-            "X-Ray, on the entry service",
+            traces as f64 * price(prices::XRAY_RECORDED),
+            "X-Ray: the orders' on the entry service, Lambda's own on each function",
         );
         close(
             cost.access_logs,
@@ -335,11 +363,8 @@ async fn every_figure_of_a_recorded_local_run_is_recomputed_from_the_raw_records
         total += cost.total();
     }
     assert!(
-        report
-            .services
-            .iter()
-            .all(|row| row.invocations > 0 && row.dynamodb_write_units >= 0.0),
-        "each service was invoked"
+        report.services.iter().all(|row| row.invocations == 12),
+        "each service was invoked once per order"
     );
     assert!(
         report
@@ -357,17 +382,30 @@ async fn every_figure_of_a_recorded_local_run_is_recomputed_from_the_raw_records
         "cost per order",
     );
 
-    // The projection: at r orders/s, each service's hour is shared by 3600·r orders.
+    // The projection: at r orders/s, each service's hour is shared by 3600·r orders; the
+    // variable part is the per-order cost without service-hours, plus each service's request fee
+    // above its free 300,000 an hour (one request per order to each service here).
+    let service_hours = 3.0 * hours * price(prices::LATTICE_SERVICE_HOUR);
+    let per_order_variable = (total - service_hours) / orders as f64;
     for point in &report.projection {
-        let fixed =
-            3.0 * price(prices::LATTICE_SERVICE_HOUR) / (3600.0 * point.orders_per_second) * 1e6;
+        let rate = point.orders_per_second;
+        let fixed = 3.0 * price(prices::LATTICE_SERVICE_HOUR) / (3600.0 * rate) * 1e6;
         close(point.fixed, fixed, "fixed part of the projection");
         close(
             point.per_million_orders.lattice_service_hours,
             fixed,
             "service-hours line",
         );
+        let billable_share = ((3600.0 * rate - 300_000.0) / (3600.0 * rate)).max(0.0);
+        let request_fee = 3.0 * billable_share * price(prices::LATTICE_REQUESTS) * 1e6;
+        close(
+            point.variable,
+            per_order_variable * 1e6 + request_fee,
+            "variable part",
+        );
     }
+    assert_eq!(document.reports_outside_run, 0);
+    assert_eq!(document.report_cost.xray_traces_scanned, 12);
 }
 
 #[tokio::test]
@@ -394,7 +432,7 @@ async fn a_window_with_nothing_in_it_says_which_source_is_empty() {
         .await
         .unwrap_err();
     assert!(
-        error.to_string().starts_with("the Lattice metrics has nothing in the window 2026-12-01T15:09:20.451Z to 2026-12-01T15:09:22.355Z"),
+        error.to_string().starts_with("the Lattice metrics has nothing in the window 2026-12-01T15:51:34.121Z to 2026-12-01T15:51:36.876Z"),
         "{error}"
     );
 }

@@ -22,7 +22,6 @@ use crate::report::{CostSection, LocalCheck, Report, RunFacts, ServiceLog};
 use crate::runner;
 use crate::segments::SegmentSink;
 use crate::target::{LambdaTarget, LatticeTarget, Target};
-use lattice_cost::sources::Window;
 use local_stack::layers::telemetry_layer;
 
 fn progress_bar(quiet: bool) -> ProgressBar {
@@ -548,7 +547,7 @@ async fn run_cost(
 ) -> CostSection {
     stack.flush_records();
     let document = async {
-        let window = Window::new(outcome.started.into(), outcome.ended.into())?;
+        let window = crate::cost::run_window(outcome.started.into(), outcome.ended.into())?;
         let table = crate::cost::price_table(None)?;
         crate::cost::local_document(&stack.state, xray, (&window, Some(run_id)), &table).await
     };

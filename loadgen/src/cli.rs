@@ -97,7 +97,7 @@ pub struct CostArgs {
     #[arg(long, value_name = "DIR", conflicts_with = "stack_map")]
     pub state_dir: Option<PathBuf>,
     /// A deployed stack: its services as JSON, or a file holding it (the stack's
-    /// CostReportStackMap output: [{"name", "service_arn", "function_name", "arch", "tables"}],
+    /// StackServices output: [{"name", "service_arn", "function_name", "arch", "tables"}],
     /// the entry service first).
     #[arg(long, value_name = "JSON|FILE", requires = "access_log_group")]
     pub stack_map: Option<String>,
@@ -120,6 +120,9 @@ pub struct CostArgs {
     /// (annotation.run_id).
     #[arg(long, value_parser = run_id)]
     pub run_id: Option<String>,
+    /// A loadgen run's JSON report (`--json FILE`): its run id and its window.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["run_id", "since", "from", "to"])]
+    pub report: Option<PathBuf>,
     /// A price table to use instead of the built-in us-east-1 one (cost/prices/*.json's format).
     #[arg(long, value_name = "FILE")]
     pub prices: Option<PathBuf>,
@@ -529,12 +532,30 @@ mod tests {
                 &["inspect", "--since", "15m", "--json", "out.json"],
                 "inspect",
             ),
+            (&["cost"], "cost"),
+            (
+                &["cost", "--run-id", "r1", "--json", "--prices", "p.json"],
+                "cost",
+            ),
+            (
+                &[
+                    "cost",
+                    "--stack-map",
+                    "[]",
+                    "--access-log-group",
+                    "g",
+                    "--reconcile",
+                    "lattice-stack=orders",
+                ],
+                "cost",
+            ),
         ];
         for (args, what) in ok {
             let cli = parse(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
             match (*what, &cli.command) {
                 ("inspect", Some(Command::Inspect(_))) => {}
                 ("seed-stock", Some(Command::SeedStock(_))) => {}
+                ("cost", Some(Command::Cost(_))) => {}
                 ("lambda", None) => assert_eq!(cli.run.lambda.as_deref(), Some("order")),
                 ("open", None) => assert!(matches!(cli.run.model(), LoadModel::Open { .. })),
                 ("closed 16", None) => {
@@ -561,6 +582,19 @@ mod tests {
             &["--local", "--sample-rate", "0"],
             &["--local", "--sample-rate", "1.5"],
             &["--local", "--sample-rate", "NaN"],
+            &["cost", "--stack-map", "[]"], // where is the access log?
+            &["cost", "--reconcile", "k=v"], // no bill locally
+            &[
+                "cost",
+                "--state-dir",
+                "d",
+                "--stack-map",
+                "[]",
+                "--access-log-group",
+                "g",
+            ],
+            &["cost", "--since", "1h", "--from", "2026-12-01T00:00:00Z"],
+            &["cost", "--report", "run.json", "--run-id", "r1"], // the report names its run
         ];
         for args in refused {
             assert!(parse(args).is_err(), "{args:?} should be refused");

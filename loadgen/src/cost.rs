@@ -12,15 +12,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use lattice_cost::document::{compose, CostDocument};
+use lattice_cost::document::{add_bill, compose, CostDocument};
 use lattice_cost::model::Arch;
-use lattice_cost::prices::{self, PriceTable};
-use lattice_cost::reconcile::reconcile;
+use lattice_cost::prices::PriceTable;
 use lattice_cost::render;
-use lattice_cost::sources::aws::{
-    AwsAccessLog, AwsClients, AwsDynamoDb, AwsLambdaReports, AwsLatticeMetrics, CostExplorerBill,
-    XrayTraces,
-};
+use lattice_cost::sources::aws::{AwsClients, AwsSources, CostExplorerBill, XrayTraces};
 use lattice_cost::sources::local::LocalRecords;
 use lattice_cost::sources::{gather, BillSource, ServiceMapping, Sources, StackMap, Window};
 use local_stack::stack::{StackState, SERVICES};
@@ -98,10 +94,13 @@ pub async fn local_document(
 /// `loadgen cost`.
 pub async fn run(args: &CostArgs) -> anyhow::Result<()> {
     let table = price_table(args.prices.as_deref())?;
-    let window = window_of(args, Utc::now())?;
-    let run_id = args.run_id.as_deref();
+    let (window, run_id) = match &args.report {
+        Some(path) => run_of_report(path)?,
+        None => (window_of(args, Utc::now())?, args.run_id.clone()),
+    };
+    let run_id = run_id.as_deref();
     let document = match &args.stack_map {
-        Some(map) => aws_document(args, map, &window, &table).await?,
+        Some(map) => aws_document(args, map, (&window, run_id), &table).await?,
         None => {
             let dir = args
                 .state_dir
@@ -158,6 +157,39 @@ pub fn text(document: &CostDocument) -> String {
     out
 }
 
+/// Records written after a run's last response (its last `REPORT` lines, the access log's last
+/// second) still belong to it.
+pub const RUN_GRACE: Duration = Duration::from_secs(1);
+
+/// A run's window, `[started, ended + RUN_GRACE)`.
+pub fn run_window(started: DateTime<Utc>, ended: DateTime<Utc>) -> anyhow::Result<Window> {
+    Ok(Window::new(
+        started,
+        ended + chrono::Duration::from_std(RUN_GRACE)?,
+    )?)
+}
+
+/// The window and run id of a loadgen JSON report (`started_at`, `ended_at`, `run_id`).
+pub fn run_of_report(path: &Path) -> anyhow::Result<(Window, Option<String>)> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the run's report {}", path.display()))?;
+    let report: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a loadgen JSON report", path.display()))?;
+    let time = |field: &str| -> anyhow::Result<DateTime<Utc>> {
+        let text = report[field]
+            .as_str()
+            .with_context(|| format!("{}: no {field}", path.display()))?;
+        Ok(DateTime::parse_from_rfc3339(text)
+            .with_context(|| format!("{}: {field} {text:?}", path.display()))?
+            .with_timezone(&Utc))
+    };
+    let run_id = report["run_id"]
+        .as_str()
+        .with_context(|| format!("{}: no run_id", path.display()))?;
+    let window = run_window(time("started_at")?, time("ended_at")?)?;
+    Ok((window, Some(run_id.to_owned())))
+}
+
 /// `--from/--to`, or `--since` (default [`DEFAULT_SINCE`]) before `--to` or `now`.
 pub fn window_of(args: &CostArgs, now: DateTime<Utc>) -> anyhow::Result<Window> {
     let end = args.to.unwrap_or(now);
@@ -173,7 +205,7 @@ pub fn window_of(args: &CostArgs, now: DateTime<Utc>) -> anyhow::Result<Window> 
 async fn aws_document(
     args: &CostArgs,
     map: &str,
-    window: &Window,
+    (window, run_id): (&Window, Option<&str>),
     table: &PriceTable,
 ) -> anyhow::Result<CostDocument> {
     let stack = stack_map_from(map)?;
@@ -186,20 +218,8 @@ async fn aws_document(
         loader = loader.region(aws_config::Region::new(region.clone()));
     }
     let clients = AwsClients::from_config(&loader.load().await);
-    let metrics = AwsLatticeMetrics::new(clients.cloudwatch.clone());
-    let access_log = AwsAccessLog::new(clients.logs.clone(), access_log_group);
-    let lambda = AwsLambdaReports::new(clients.logs.clone(), clients.cloudwatch.clone());
-    let traces = XrayTraces::new(clients.xray.clone());
-    let dynamodb = AwsDynamoDb::new(clients.cloudwatch.clone());
-    let sources = Sources {
-        metrics: &metrics,
-        access_log: &access_log,
-        lambda: &lambda,
-        traces: &traces,
-        dynamodb: &dynamodb,
-    };
-    let run_id = args.run_id.as_deref();
-    let gathered = gather(&sources, &stack, window, run_id).await?;
+    let aws = AwsSources::new(&clients, access_log_group);
+    let gathered = gather(&aws.sources(), &stack, window, run_id).await?;
     let mut document = compose(&gathered, &stack, (window, run_id), table, "aws")?;
     if let Some(tag) = &args.reconcile {
         let (key, value) = tag
@@ -208,15 +228,12 @@ async fn aws_document(
         let bill = CostExplorerBill::new(clients.cost_explorer.clone())
             .bill(window, (key, value))
             .await?;
-        document.report_cost.cost_explorer_requests = bill.requests;
-        document.report_cost.cost_explorer_usd =
-            bill.requests as f64 * table.usd(prices::COST_EXPLORER_REQUEST)?;
-        document.reconciliation = Some(reconcile(&document.report, &bill));
+        add_bill(&mut document, &bill, table)?;
     }
     Ok(document)
 }
 
-/// `--stack-map`: the JSON itself, or a file holding it (the stack's `CostReportStackMap`
+/// `--stack-map`: the JSON itself, or a file holding it (the stack's `StackServices`
 /// output, the same JSON the scheduled report Lambda is given).
 fn stack_map_from(text_or_path: &str) -> anyhow::Result<StackMap> {
     let text = if text_or_path.trim_start().starts_with('[') {
@@ -242,4 +259,139 @@ fn local_xray_client(state: &StackState) -> aws_sdk_xray::Client {
         Some(credentials),
         None,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn args(extra: &[&str]) -> CostArgs {
+        let mut all = vec!["loadgen", "cost"];
+        all.extend_from_slice(extra);
+        match crate::cli::Cli::try_parse_from(all).unwrap().command {
+            Some(crate::cli::Command::Cost(args)) => args,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn at(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    #[test]
+    fn the_window_is_the_last_hour_unless_told_otherwise() {
+        let now = at("2026-12-02T15:00:00Z");
+        let window = window_of(&args(&[]), now).unwrap();
+        assert_eq!(
+            window.describe(),
+            "2026-12-02T14:00:00.000Z to 2026-12-02T15:00:00.000Z"
+        );
+        let window = window_of(
+            &args(&["--since", "10m", "--to", "2026-12-02T12:00:00Z"]),
+            now,
+        )
+        .unwrap();
+        assert_eq!(
+            window.describe(),
+            "2026-12-02T11:50:00.000Z to 2026-12-02T12:00:00.000Z"
+        );
+        let window = window_of(
+            &args(&[
+                "--from",
+                "2026-12-01T00:00:00Z",
+                "--to",
+                "2026-12-02T00:00:00Z",
+            ]),
+            now,
+        )
+        .unwrap();
+        assert_eq!(window.seconds(), 86_400.0);
+        let reversed = window_of(
+            &args(&[
+                "--from",
+                "2026-12-02T00:00:00Z",
+                "--to",
+                "2026-12-01T00:00:00Z",
+            ]),
+            now,
+        )
+        .unwrap_err();
+        assert_eq!(
+            reversed.to_string(),
+            "the window 2026-12-02T00:00:00Z to 2026-12-01T00:00:00Z is empty: its end must come after its start"
+        );
+    }
+
+    #[test]
+    fn a_stack_map_is_json_or_a_file_and_an_empty_or_broken_one_is_refused() {
+        let json = r#"[{"name":"order","service_arn":"arn:aws:vpc-lattice:us-east-1:111122223333:service/svc-0a","function_name":"orders-order","arch":"arm64"}]"#;
+        let map = stack_map_from(json).unwrap();
+        assert_eq!(map.services[0].service_id(), "svc-0a");
+        let file = std::env::temp_dir().join(format!("stack-map-{}.json", std::process::id()));
+        std::fs::write(&file, json).unwrap();
+        assert_eq!(stack_map_from(file.to_str().unwrap()).unwrap(), map);
+        let _ = std::fs::remove_file(&file);
+        assert_eq!(
+            stack_map_from("[]").unwrap_err().to_string(),
+            "the stack map lists no service"
+        );
+        assert!(stack_map_from("/nonexistent/map.json")
+            .unwrap_err()
+            .to_string()
+            .starts_with("reading the stack map /nonexistent/map.json"));
+        assert_eq!(
+            format!("{:#}", stack_map_from(r#"[{"name":"order"}]"#).unwrap_err()),
+            "the stack map is not a JSON list of services: missing field `service_arn` at line 1 column 17"
+        );
+    }
+
+    #[test]
+    fn a_runs_report_gives_its_run_id_and_window_with_the_grace_second() {
+        let path = std::env::temp_dir().join(format!("run-report-{}.json", std::process::id()));
+        std::fs::write(
+            &path,
+            r#"{"run_id":"run-1","started_at":"2026-12-02T15:09:20.451Z","ended_at":"2026-12-02T15:09:22.355Z"}"#,
+        )
+        .unwrap();
+        let (window, run_id) = run_of_report(&path).unwrap();
+        assert_eq!(run_id.as_deref(), Some("run-1"));
+        assert_eq!(
+            window.describe(),
+            "2026-12-02T15:09:20.451Z to 2026-12-02T15:09:23.355Z"
+        );
+        std::fs::write(
+            &path,
+            r#"{"run_id":"run-1","started_at":"2026-12-02T15:09:20Z"}"#,
+        )
+        .unwrap();
+        let error = format!("{:#}", run_of_report(&path).unwrap_err());
+        let _ = std::fs::remove_file(&path);
+        assert!(error.ends_with(": no ended_at"), "{error}");
+    }
+
+    #[test]
+    fn the_consumed_capacity_lines_the_services_write_are_the_ones_the_local_source_reads() {
+        assert_eq!(
+            lattice_cost::sources::local::CONSUMED_CAPACITY_MESSAGE,
+            lattice_xray::consumed_capacity::MESSAGE
+        );
+    }
+
+    #[test]
+    fn a_price_table_missing_a_line_is_refused_naming_it() {
+        let path = std::env::temp_dir().join(format!("prices-{}.json", std::process::id()));
+        let mut table: serde_json::Value =
+            serde_json::from_str(lattice_cost::prices::US_EAST_1).unwrap();
+        table["prices"]
+            .as_object_mut()
+            .unwrap()
+            .remove("xray.traces_recorded");
+        std::fs::write(&path, table.to_string()).unwrap();
+        let error = price_table(Some(&path)).unwrap_err().to_string();
+        let _ = std::fs::remove_file(&path);
+        assert!(error.contains("xray.traces_recorded"), "{error}");
+    }
 }

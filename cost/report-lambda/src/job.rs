@@ -9,9 +9,8 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Datelike, Duration, TimeZone, Utc};
-use lattice_cost::document::{compose, CostDocument, DocumentError};
-use lattice_cost::prices::{self, PriceError, PriceTable};
-use lattice_cost::reconcile::reconcile;
+use lattice_cost::document::{add_bill, compose, CostDocument, DocumentError};
+use lattice_cost::prices::{PriceError, PriceTable};
 use lattice_cost::sources::{gather, BillSource, SourceError, Sources, Window};
 use serde_json::Value;
 
@@ -94,10 +93,7 @@ pub async fn run(
     let tag = (config.cost_tag.0.as_str(), config.cost_tag.1.as_str());
     let billed = bill.bill(&window, tag).await;
     if let Ok(bill) = &billed {
-        document.report_cost.cost_explorer_requests = bill.requests;
-        document.report_cost.cost_explorer_usd =
-            bill.requests as f64 * table.usd(prices::COST_EXPLORER_REQUEST)?;
-        document.reconciliation = Some(reconcile(&document.report, bill));
+        add_bill(&mut document, bill, table)?;
     }
     let key = key_of(&window);
     let body = serde_json::to_vec_pretty(&document)

@@ -6,11 +6,7 @@ use cost_report::job;
 use cost_report::s3::S3Store;
 use lambda_runtime::{service_fn, LambdaEvent};
 use lattice_cost::prices::PriceTable;
-use lattice_cost::sources::aws::{
-    AwsAccessLog, AwsClients, AwsDynamoDb, AwsLambdaReports, AwsLatticeMetrics, CostExplorerBill,
-    XrayTraces,
-};
-use lattice_cost::sources::Sources;
+use lattice_cost::sources::aws::{AwsClients, AwsSources, CostExplorerBill};
 use serde_json::{json, Value};
 
 #[tokio::main]
@@ -20,19 +16,9 @@ async fn main() -> anyhow::Result<()> {
     let clients = AwsClients::from_config(&sdk);
     let store = S3Store::new(aws_sdk_s3::Client::new(&sdk), &config.bucket);
     let table = PriceTable::built_in();
-    let metrics = AwsLatticeMetrics::new(clients.cloudwatch.clone());
-    let access_log = AwsAccessLog::new(clients.logs.clone(), &config.access_log_group);
-    let lambda = AwsLambdaReports::new(clients.logs.clone(), clients.cloudwatch.clone());
-    let traces = XrayTraces::new(clients.xray.clone());
-    let dynamodb = AwsDynamoDb::new(clients.cloudwatch.clone());
+    let aws = AwsSources::new(&clients, &config.access_log_group);
+    let sources = aws.sources();
     let bill = CostExplorerBill::new(clients.cost_explorer.clone());
-    let sources = Sources {
-        metrics: &metrics,
-        access_log: &access_log,
-        lambda: &lambda,
-        traces: &traces,
-        dynamodb: &dynamodb,
-    };
     let (sources, bill, store, config, table) = (&sources, &bill, &store, &config, &table);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         // A scheduled event's `time` is when the schedule fired (RFC 3339).

@@ -130,6 +130,7 @@ impl LambdaReportSource for Day {
             max_memory_used_mb: 30,
             init_ms: (i == 0).then_some(40.0),
             trace_id: None,
+            sampled: None,
         };
         let services = stack
             .services
@@ -153,6 +154,7 @@ impl LambdaReportSource for Day {
 impl TraceSource for Day {
     async fn traces(
         &self,
+        _stack: &StackMap,
         _window: &Window,
         run_id: Option<&str>,
     ) -> Result<TraceCount, SourceError> {
@@ -211,6 +213,7 @@ fn bill() -> Bill {
             estimated: true,
         }],
         services_seen: vec!["AWS Lambda".into()],
+        usage_types_seen: vec!["USE1-Lambda-GB-Second-ARM".into()],
         requests: 3,
     }
 }

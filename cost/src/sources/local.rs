@@ -4,8 +4,9 @@
 //! asked through its API, by the same adapter as on AWS ([`super::aws`]).
 //!
 //! Windows: access-log `startTime`s have whole seconds, so an entry belongs to a window when its
-//! second does, the window widened to whole seconds (`[floor(start), ceil(end))`); log events
-//! carry milliseconds and are compared as they are. Log bytes are the events' message bytes (what
+//! second does, both ends taken down to their second (`[floor(start), floor(end))`: windows that
+//! follow each other share no second); log events carry milliseconds and are compared as they
+//! are. A missing log group is an error (a wrong function name must not read as no invocations). Log bytes are the events' message bytes (what
 //! CloudWatch Logs ingests; its per-event overhead is left out, as the price table says).
 //!
 //! DynamoDB units: the services ask DynamoDB for `ReturnConsumedCapacity: TOTAL` and log what it
@@ -78,18 +79,14 @@ impl LocalRecords {
         Ok(builder.into_measured())
     }
 
-    /// The events of `function`'s log group in `window`: (timestamp ms, message).
+    /// The messages of `function`'s log group's events in `window`.
     async fn log_events(
         &self,
         function: &str,
         window: &Window,
     ) -> Result<Vec<String>, SourceError> {
         let path = self.lambda_logs.join(format!("{function}.jsonl"));
-        let text = match tokio::fs::read_to_string(&path).await {
-            Ok(text) => text,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(source) => return Err(io_error(&path, source)),
-        };
+        let text = read(&path).await?;
         let (start, end) = (
             window.start.timestamp_millis(),
             window.end.timestamp_millis(),
@@ -199,7 +196,7 @@ impl DynamoDbSource for LocalRecords {
         let mut units: BTreeMap<String, DynamoDbUnits> = BTreeMap::new();
         for service in &stack.services {
             for message in self.log_events(&service.function_name, window).await? {
-                let Some(call) = consumed_capacity(&message) else {
+                let Some(call) = consumed_capacity(&message)? else {
                     continue;
                 };
                 let owner = stack.by_table(&call.table).ok_or_else(|| {
@@ -225,33 +222,40 @@ struct ConsumedCapacity {
 }
 
 /// A `dynamodb consumed capacity` line (tracing-subscriber's JSON: the event's fields under
-/// `fields`); `None` for any other line.
-fn consumed_capacity(message: &str) -> Option<ConsumedCapacity> {
+/// `fields`); `Ok(None)` for any other line, an error for such a line without its table or units.
+fn consumed_capacity(message: &str) -> Result<Option<ConsumedCapacity>, UsageError> {
     if !message.contains(CONSUMED_CAPACITY_MESSAGE) {
-        return None;
+        return Ok(None);
     }
-    let line: Value = serde_json::from_str(message).ok()?;
+    let Ok(line) = serde_json::from_str::<Value>(message) else {
+        return Ok(None);
+    };
     let fields = &line["fields"];
     if fields["message"] != CONSUMED_CAPACITY_MESSAGE {
-        return None;
+        return Ok(None);
     }
+    units_of(fields)
+        .map(Some)
+        .ok_or_else(|| UsageError::Malformed {
+            what: "a consumed-capacity line",
+            field: "table, read_units and write_units",
+            excerpt: message.chars().take(120).collect(),
+        })
+}
+
+fn units_of(fields: &Value) -> Option<ConsumedCapacity> {
     Some(ConsumedCapacity {
         table: fields["table"].as_str()?.to_owned(),
-        read: fields["read_units"].as_f64().unwrap_or(0.0),
-        write: fields["write_units"].as_f64().unwrap_or(0.0),
+        read: fields["read_units"].as_f64()?,
+        write: fields["write_units"].as_f64()?,
     })
 }
 
-/// `window` widened to whole seconds.
+/// `window`'s ends taken down to their second.
 fn whole_seconds(window: &Window) -> (DateTime<Utc>, DateTime<Utc>) {
     let second = TimeDelta::seconds(1);
-    let start = window.start.duration_trunc(second).unwrap_or(window.start);
-    let end = window
-        .end
-        .duration_trunc(second)
-        .map(|end| if end < window.end { end + second } else { end })
-        .unwrap_or(window.end);
-    (start, end)
+    let floor = |at: DateTime<Utc>| at.duration_trunc(second).unwrap_or(at);
+    (floor(window.start), floor(window.end))
 }
 
 async fn read(path: &Path) -> Result<String, SourceError> {

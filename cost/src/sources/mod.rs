@@ -24,6 +24,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
+pub use crate::traffic::LatticeMetrics;
+
 use crate::model::Arch;
 use crate::usage::{LambdaReport, Measured, UsageError};
 
@@ -161,6 +163,14 @@ pub enum SourceError {
         /// What was wrong.
         message: String,
     },
+    /// A run id none of whose traces any Lambda report joins.
+    #[error("no Lambda report in the window {window} joins a trace of run {run_id}: was the run in the window, and were its orders traced?")]
+    NoJoin {
+        /// The run.
+        run_id: String,
+        /// The window.
+        window: String,
+    },
     /// No source had anything in the window.
     #[error("{source_name} has nothing in the window {window}: nothing to report (was the load run in it?)")]
     NoData {
@@ -169,22 +179,6 @@ pub enum SourceError {
         /// The window.
         window: String,
     },
-}
-
-/// Requests, latency and statuses of one Lattice service.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
-pub struct LatticeMetrics {
-    /// `TotalRequestCount`.
-    pub requests: u64,
-    /// `RequestTime` p50, p90, p99 in ms; `None` without requests.
-    pub p50_ms: Option<f64>,
-    /// 〃
-    pub p90_ms: Option<f64>,
-    /// 〃
-    pub p99_ms: Option<f64>,
-    /// `HTTPCode_1XX_Count` … `HTTPCode_5XX_Count`: index 1 is 1xx … 5 is 5xx; 0 holds
-    /// responses of no class (no response at all).
-    pub status_classes: [u64; 6],
 }
 
 /// Source: Lattice's per-service request metrics.
@@ -277,9 +271,11 @@ pub struct TraceCount {
 /// Source: X-Ray.
 #[async_trait]
 pub trait TraceSource: Send + Sync {
-    /// The traces of `window`, only those annotated `run_id` when given.
+    /// The traces of `window` that pass through `stack`'s services, only those annotated
+    /// `run_id` when given.
     async fn traces(
         &self,
+        stack: &StackMap,
         window: &Window,
         run_id: Option<&str>,
     ) -> Result<TraceCount, SourceError>;
@@ -331,6 +327,9 @@ pub struct Bill {
     pub lines: Vec<BillLine>,
     /// The SERVICE values `GetDimensionValues` offered for the period.
     pub services_seen: Vec<String>,
+    /// The USAGE_TYPE values `GetDimensionValues` offered for the period.
+    #[serde(default)]
+    pub usage_types_seen: Vec<String>,
     /// Cost Explorer requests made (each costs $0.01).
     pub requests: u64,
 }
@@ -381,7 +380,7 @@ pub async fn gather(
     let metrics = sources.metrics.lattice_metrics(stack, window).await?;
     let access = sources.access_log.access_log(stack, window).await?;
     let lambda = sources.lambda.lambda_reports(stack, window).await?;
-    let traces = sources.traces.traces(window, run_id).await?;
+    let traces = sources.traces.traces(stack, window, run_id).await?;
     let dynamodb = sources.dynamodb.dynamodb_units(stack, window).await?;
     let describe = window.describe();
     if metrics.values().all(|m| m.requests == 0) {
@@ -400,40 +399,30 @@ pub async fn gather(
     let mut reports_outside_run = 0;
     let mut measured = BTreeMap::new();
     for service in &stack.services {
-        let mut entry = Measured::default();
         let name = service.name.as_str();
+        let mut entry = Measured::default();
         if let Some(m) = metrics.get(name) {
             entry.traffic.set_metrics(m);
         }
         if let Some(a) = access.services.get(name) {
-            entry.usage.requests_by_hour = a.requests_by_hour.clone();
-            entry.usage.lattice_bytes = a.bytes_in + a.bytes_out;
-            entry.usage.access_log_bytes = a.log_bytes;
-            entry.traffic.bytes_in = a.bytes_in;
-            entry.traffic.bytes_out = a.bytes_out;
+            add_access(&mut entry, a);
         }
         if let Some(l) = lambda.services.get(name) {
-            entry.usage.lambda_log_bytes = l.log_bytes;
-            for report in &l.reports {
-                if run_id.is_some() && !joins(report, &traces) {
-                    reports_outside_run += 1;
-                    continue;
-                }
-                entry
-                    .usage
-                    .add_invocation(report.billed_ms, report.memory_mb, service.arch);
-                entry.traffic.add_report(
-                    report.init_ms.is_some(),
-                    report.max_memory_used_mb,
-                    report.memory_mb,
-                );
-            }
+            reports_outside_run += add_reports(&mut entry, l, service, (&traces, run_id));
         }
         if let Some(units) = dynamodb.get(name) {
             entry.usage.dynamodb_read_units = units.read;
             entry.usage.dynamodb_write_units = units.write;
         }
         measured.insert(name.to_owned(), entry);
+    }
+    if let Some(run_id) = run_id {
+        if measured.values().all(|m| m.usage.invocations == 0) {
+            return Err(SourceError::NoJoin {
+                run_id: run_id.to_owned(),
+                window: describe,
+            });
+        }
     }
     Ok(Gathered {
         measured,
@@ -443,13 +432,59 @@ pub async fn gather(
     })
 }
 
-/// Whether `report` belongs to one of the counted traces: its trace is one of them, or the
-/// Lambda trace one of their segments recorded.
-fn joins(report: &LambdaReport, traces: &TraceCount) -> bool {
-    report
+fn add_access(entry: &mut Measured, access: &AccessLogUsage) {
+    entry.usage.requests_by_hour = access.requests_by_hour.clone();
+    entry.usage.lattice_bytes = access.bytes_in + access.bytes_out;
+    entry.usage.access_log_bytes = access.log_bytes;
+    entry.traffic.bytes_in = access.bytes_in;
+    entry.traffic.bytes_out = access.bytes_out;
+}
+
+/// Adds the reports of `service` that count, and Lambda's own sampled traces among them; returns
+/// how many were left out.
+fn add_reports(
+    entry: &mut Measured,
+    invocations: &LambdaInvocations,
+    service: &ServiceMapping,
+    (traces, run_id): (&TraceCount, Option<&str>),
+) -> u64 {
+    entry.usage.lambda_log_bytes = invocations.log_bytes;
+    let mut own_traces = BTreeSet::new();
+    let mut left_out = 0;
+    for report in &invocations.reports {
+        if run_id.is_some() && !counts_for_run(report, traces) {
+            left_out += 1;
+            continue;
+        }
+        entry
+            .usage
+            .add_invocation(report.billed_ms, report.memory_mb, service.arch);
+        entry.traffic.add_report(
+            report.init_ms.is_some(),
+            report.max_memory_used_mb,
+            report.memory_mb,
+        );
+        // Without a run id the trace source counted every trace of the stack's services,
+        // Lambda's own among them.
+        if let (Some(id), Some(true), Some(_)) = (&report.trace_id, report.sampled, run_id) {
+            if !traces.trace_ids.contains(id) {
+                own_traces.insert(id.clone());
+            }
+        }
+    }
+    entry.usage.lambda_traces = own_traces.len() as u64;
+    left_out
+}
+
+/// Whether `report` is one of the run's invocations: its trace is one of the run's, or the Lambda
+/// trace one of their segments recorded, or it was not sampled (its order could not be traced;
+/// inside the run's window it is taken as the run's).
+fn counts_for_run(report: &LambdaReport, traces: &TraceCount) -> bool {
+    let joined = report
         .trace_id
         .as_ref()
-        .is_some_and(|id| traces.trace_ids.contains(id) || traces.lambda_trace_ids.contains(id))
+        .is_some_and(|id| traces.trace_ids.contains(id) || traces.lambda_trace_ids.contains(id));
+    joined || report.sampled == Some(false)
 }
 
 fn no_data(source_name: &'static str, window: &str) -> SourceError {

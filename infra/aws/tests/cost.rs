@@ -732,3 +732,57 @@ fn every_variable_the_report_is_given_is_one_its_crate_reads() {
         );
     }
 }
+
+#[test]
+fn the_stack_map_output_for_loadgen_cost_is_the_reports_own_services_list() {
+    let template = template();
+    let output = &template.root["Outputs"]["StackServices"];
+    assert_eq!(
+        output.get("Condition"),
+        None,
+        "loadgen cost needs it without the report"
+    );
+    let variables =
+        &template.resource(cost::FUNCTION).unwrap()["Properties"]["Environment"]["Variables"];
+    assert_eq!(output["Value"], variables["STACK_SERVICES"]);
+    // With its references filled in, it is the JSON list `loadgen cost --stack-map` reads.
+    let text = output["Value"]["Fn::Sub"].as_str().unwrap();
+    let filled = text
+        .split("${")
+        .enumerate()
+        .map(|(i, part)| match (i, part.split_once('}')) {
+            (0, _) | (_, None) => part.to_owned(),
+            (_, Some((_, rest))) => format!("x{rest}"),
+        })
+        .collect::<String>();
+    let services: Vec<Value> = serde_json::from_str(&filled).unwrap();
+    let names: Vec<&str> = services
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["order", "payment", "inventory"],
+        "the entry service first"
+    );
+}
+
+#[test]
+fn a_failed_report_is_not_retried_by_lambda() {
+    let template = template();
+    let config = template.resource("CostReportInvokeConfig").unwrap();
+    assert_eq!(config["Type"], "AWS::Lambda::EventInvokeConfig");
+    assert_eq!(config["Condition"], cost::CONDITION);
+    assert_eq!(config["Properties"]["MaximumRetryAttempts"], 0);
+    assert_eq!(config["Properties"]["Qualifier"], "$LATEST");
+    assert_eq!(
+        config["Properties"]["FunctionName"],
+        json!({"Ref": cost::FUNCTION})
+    );
+    assert!(cost::conditions(&template).is_empty());
+    let unconditioned = with_resource("CostReportInvokeConfig", |c| remove(c, "Condition"));
+    assert!(
+        !cost::conditions(&unconditioned).is_empty(),
+        "the invoke config carries the report's condition like the rest"
+    );
+}

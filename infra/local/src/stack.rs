@@ -915,7 +915,9 @@ fn service_function(
         name: name.to_owned(),
         binary,
         env,
-        memory_mb: 128,
+        // The deployment's (infra/aws/template.yaml, Globals): the functions' reports and the
+        // cost report price what AWS would run.
+        memory_mb: 256,
         timeout: if name == "order" {
             config.order_timeout
         } else {

@@ -141,7 +141,7 @@ async fn every_invocation_has_its_report_and_every_log_line_is_indexed() {
     assert_eq!(cold.len(), 1, "one cold start");
     for report in &reports {
         assert_eq!(report["status"], "success");
-        assert_eq!(report["memorySizeMB"], 128);
+        assert_eq!(report["memorySizeMB"], 256, "the deployment's memory");
         let duration = report["durationMs"].as_f64().unwrap();
         let init = report["initDurationMs"].as_f64().unwrap_or(0.0);
         assert_eq!(

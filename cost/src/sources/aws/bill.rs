@@ -5,16 +5,20 @@
 //!   `TimePeriod.End` exclusive), so the bill covers the complete UTC days inside the window,
 //!   strictly before "today" of the injected clock (today's figures are still growing). A window
 //!   holding no such day is an error that says so.
-//! - **Services.** `GetDimensionValues` (`Dimension: SERVICE`, `Context: COST_AND_USAGE`, same
-//!   period and filter) first: the SERVICE strings are discovered, never written here
-//!   ([`Bill::services_seen`]).
+//! - **Services and usage types.** `GetDimensionValues` (`Context: COST_AND_USAGE`, the same
+//!   period and filter as the costs) first, once with `Dimension: SERVICE`, then once with
+//!   `Dimension: USAGE_TYPE`: the SERVICE and USAGE_TYPE strings are discovered, never written
+//!   here ([`Bill::services_seen`], [`Bill::usage_types_seen`], in the order answered).
+//!   [`crate::reconcile`] sorts the usage types into the model's groups by rules over these
+//!   strings; Lattice is billed inside the VPC service and only its usage types tell it apart.
 //! - **Costs.** `GetCostAndUsage`: `Granularity: DAILY`, `Metrics: [UnblendedCost]`, grouped by
 //!   `DIMENSION SERVICE` and `DIMENSION USAGE_TYPE`, filtered to resources tagged
 //!   `Tags {Key, Values: [value]}` (the tag must be activated as a cost allocation tag). Amounts
 //!   are decimal strings in `USD`; another unit or a non-number is an error. Each day carries its
 //!   `Estimated` flag (Cost Explorer's figures for recent days are not final).
-//! - **Pages and requests.** Both calls are followed through `NextPageToken`; every call is
-//!   counted in [`Bill::requests`], since Cost Explorer charges $0.01 per request.
+//! - **Pages and requests.** Every call is followed through `NextPageToken`; every call is
+//!   counted in [`Bill::requests`], since Cost Explorer charges $0.01 per request (a bill of one
+//!   page each is three requests).
 
 use std::sync::Arc;
 
@@ -65,14 +69,16 @@ impl CostExplorerBill {
         Self { client, clock }
     }
 
-    /// The SERVICE values of `period`, every page; `requests` counts the calls.
-    async fn services(
+    /// The values of `dimension` (SERVICE, USAGE_TYPE) over `period`, every page; `requests`
+    /// counts the calls.
+    async fn dimension_values(
         &self,
+        dimension: Dimension,
         period: &DateInterval,
         filter: &Expression,
         requests: &mut u64,
     ) -> Result<Vec<String>, SourceError> {
-        let mut services = Vec::new();
+        let mut values = Vec::new();
         let mut token: Option<String> = None;
         loop {
             *requests += 1;
@@ -80,7 +86,7 @@ impl CostExplorerBill {
                 .client
                 .get_dimension_values()
                 .time_period(period.clone())
-                .dimension(Dimension::Service)
+                .dimension(dimension.clone())
                 .context(Context::CostAndUsage)
                 .filter(filter.clone())
                 .set_next_page_token(token.take())
@@ -88,14 +94,17 @@ impl CostExplorerBill {
                 .await
                 .map_err(|e| aws_error(GET_DIMENSION_VALUES, e))?;
             for value in page.dimension_values() {
-                let service = value.value().ok_or_else(|| {
-                    answer(GET_DIMENSION_VALUES, "a dimension value without Value")
+                let text = value.value().ok_or_else(|| {
+                    answer(
+                        GET_DIMENSION_VALUES,
+                        format!("a {} value without Value", dimension.as_str()),
+                    )
                 })?;
-                services.push(service.to_owned());
+                values.push(text.to_owned());
             }
             match page.next_page_token() {
                 Some(next) => token = Some(next.to_owned()),
-                None => return Ok(services),
+                None => return Ok(values),
             }
         }
     }
@@ -236,13 +245,19 @@ impl BillSource for CostExplorerBill {
             .map_err(|e| answer(GET_COST_AND_USAGE, e.to_string()))?;
         let filter = tag_filter(tag.0, tag.1);
         let mut requests = 0;
-        let services_seen = self.services(&period, &filter, &mut requests).await?;
+        let services_seen = self
+            .dimension_values(Dimension::Service, &period, &filter, &mut requests)
+            .await?;
+        let usage_types_seen = self
+            .dimension_values(Dimension::UsageType, &period, &filter, &mut requests)
+            .await?;
         let lines = self.lines(&period, &filter, &mut requests).await?;
         Ok(Bill {
             start_day,
             end_day,
             lines,
             services_seen,
+            usage_types_seen,
             requests,
         })
     }

@@ -1,8 +1,11 @@
 //! CloudWatch metrics through `GetMetricData`: Lattice's per-service request metrics
 //! ([`AwsLatticeMetrics`]), DynamoDB's consumed capacity ([`AwsDynamoDb`]) and the bytes a log
 //! group ingested (`AWS/Logs` `IncomingBytes`, for [`super::AwsLambdaReports`]). This module owns
-//! the one `GetMetricData` exchange they share: up to [`MAX_QUERIES`] queries per call, every page
-//! of `NextToken` followed, every datapoint kept per query id.
+//! the one `GetMetricData` exchange they share: calls of at most [`MAX_QUERIES`] queries and
+//! [`MAX_SEARCHES`] `SEARCH` expressions, every page of `NextToken` followed, every datapoint kept
+//! per query id; a message about the whole call (`Messages`, e.g. "Maximum number of allowed
+//! metrics exceeded", after which CloudWatch answers what it could) is an error, never a silent
+//! undercount.
 //!
 //! **Periods.** A metric has one-minute resolution, so the window is widened to whole minutes
 //! (`[floor(start), ceil(end))`) and asked as **one period** of that length: a count is the sum of
@@ -12,14 +15,39 @@
 //! over the whole window. Percentiles are never averaged or summed: a percentile query answering
 //! more than one datapoint is an error.
 //!
-//! **Lattice** (`AWS/VpcLattice`): the service metrics are published with the dimension sets
-//! `Service` and `Service, AvailabilityZone`; this module asks the `Service`-only set, whose
-//! percentiles cover every zone (CloudWatch computes them from the raw values), so no per-zone
-//! figure is ever combined. The `Service` dimension's value is taken to be the Lattice service id
-//! (`svc-…`, [`ServiceMapping::service_id`]). Per service: `TotalRequestCount` (Sum),
-//! `RequestTime` p50, p90, p99 (milliseconds), `HTTPCode_1XX_Count` … `HTTPCode_5XX_Count` (Sum);
-//! a class Lattice does not publish reads 0. Index 0 of the status classes holds the requests the
-//! five classes do not account for (no response at all, or a class Lattice does not publish). A
+//! **Lattice** (`AWS/VpcLattice`). The VPC Lattice User Guide ("CloudWatch metrics for Amazon VPC
+//! Lattice") lists the service metrics with the dimensions `Service` and `AvailabilityZone`, and
+//! that set, `{AvailabilityZone, Service}`, is the one this project has settled on (the template's
+//! dashboard and `infra/aws/src/checks.rs` use it). A `Service`-only set is not confirmed: only a
+//! deployment (`aws cloudwatch list-metrics --namespace AWS/VpcLattice`) shows which sets exist.
+//! So the two kinds of figure are asked differently:
+//!
+//! - **Counts** — `TotalRequestCount`, `HTTPCode_2XX_Count`, `HTTPCode_3XX_Count`,
+//!   `HTTPCode_4XX_Count`, `HTTPCode_5XX_Count` (the classes Lattice publishes; there is no 1XX
+//!   count, so index 1 of the status classes reads 0) — are summed over every zone by CloudWatch
+//!   itself, one metric-math query each ([`zone_sum`]):
+//!   `SUM(SEARCH('{AWS/VpcLattice,AvailabilityZone,Service} MetricName="TotalRequestCount"
+//!   Service="svc-…"', 'Sum', <period>))`. The schema in braces takes only metrics published with
+//!   exactly that dimension set, `Service="…"` is an exact match on the dimension's value, and the
+//!   period is the window's one period. A sum over zones is exact, and the request count's source
+//!   of truth is this summed `TotalRequestCount`; index 0 of the status classes holds the requests
+//!   the four classes do not account for (no response at all).
+//! - **Percentiles** — `RequestTime` p50, p90, p99 (milliseconds) — cannot be combined across
+//!   zones (an average of per-zone p99s is no p99), so they are asked on the `Service`-only set,
+//!   where, if Lattice publishes it, CloudWatch computed them over every zone's raw values. When
+//!   that set answers no datapoint the percentile is `None`, with no error (the report prints
+//!   "-"), and so it is for a service without requests.
+//!
+//! What the CloudWatch User Guide says of `SEARCH` that matters here ("CloudWatch search
+//! expression syntax", "Use search expressions in graphs", "CloudWatch service quotas", the
+//! `GetMetricData` reference): it finds only metrics that reported data within the **past two
+//! weeks** (a stack idle for longer reads 0 requests, whatever window is asked); its query is at
+//! most 1,024 characters; `"`, `\`, `(` and `)` are escaped with a backslash in an exact match
+//! ([`exact_match`]); every time series a `SEARCH` matches counts toward the 500 metrics one call
+//! may retrieve, beside the 500 queries ([`MAX_QUERIES`]); a graph holds at most 100 search
+//! expressions. A call therefore carries at most [`MAX_SEARCHES`] of them: with up to 9 zones per
+//! Region, their series and the call's other metrics stay under 500. The `Service` dimension's
+//! value is taken to be the Lattice service id (`svc-…`, [`ServiceMapping::service_id`]). A
 //! service with no datapoints has 0 requests and no percentiles.
 //!
 //! **DynamoDB** (`AWS/DynamoDB`): `ConsumedReadCapacityUnits` and `ConsumedWriteCapacityUnits`
@@ -43,8 +71,11 @@ use crate::sources::{
 
 /// The operation, for errors.
 pub const OPERATION: &str = "CloudWatch.GetMetricData";
-/// Queries one `GetMetricData` call takes at most.
+/// Queries one `GetMetricData` call takes at most (the `GetMetricData` reference).
 pub const MAX_QUERIES: usize = 500;
+/// `SEARCH` expressions one call carries at most here: each may match a series per zone, and a
+/// call retrieves at most 500 metrics in all (see the module's documentation).
+pub const MAX_SEARCHES: usize = 50;
 /// Lattice's namespace.
 pub const LATTICE_NAMESPACE: &str = "AWS/VpcLattice";
 /// DynamoDB's namespace.
@@ -52,19 +83,41 @@ pub const DYNAMODB_NAMESPACE: &str = "AWS/DynamoDB";
 /// CloudWatch Logs' namespace.
 pub const LOGS_NAMESPACE: &str = "AWS/Logs";
 
-/// One statistic of one metric, asked under `id`.
+/// One query of a `GetMetricData` call, answered under `id` (always with `ReturnData: true`:
+/// nothing is asked that is not read).
 #[derive(Clone, Debug, PartialEq)]
 pub struct MetricQuery {
     /// The query id (`[a-z][a-zA-Z0-9_]*`).
     pub id: String,
-    /// `AWS/VpcLattice`, …
-    pub namespace: &'static str,
-    /// `TotalRequestCount`, …
-    pub metric: &'static str,
-    /// Its dimensions, name and value.
-    pub dimensions: Vec<(&'static str, String)>,
-    /// `Sum`, `p99`, …
-    pub stat: &'static str,
+    /// What it asks.
+    pub ask: Ask,
+}
+
+/// What one query asks.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Ask {
+    /// One statistic of the metric published with exactly these dimensions, over the span's one
+    /// period (`MetricStat`).
+    Stat {
+        /// `AWS/VpcLattice`, …
+        namespace: &'static str,
+        /// `RequestTime`, …
+        metric: &'static str,
+        /// Its dimensions, name and value.
+        dimensions: Vec<(&'static str, String)>,
+        /// `Sum`, `p99`, …
+        stat: &'static str,
+    },
+    /// A metric-math expression (`Expression`), here `SUM(SEARCH(…))`, whose `SEARCH` names its
+    /// own period.
+    Expression(String),
+}
+
+impl Ask {
+    /// Whether it is a `SEARCH` (a call carries at most [`MAX_SEARCHES`]).
+    fn searches(&self) -> bool {
+        matches!(self, Ask::Expression(text) if text.contains("SEARCH("))
+    }
 }
 
 /// The window as CloudWatch is asked about it: whole minutes, one period.
@@ -117,7 +170,7 @@ pub async fn fetch(
 ) -> Result<BTreeMap<String, Vec<f64>>, SourceError> {
     let mut values: BTreeMap<String, Vec<f64>> =
         queries.iter().map(|q| (q.id.clone(), Vec::new())).collect();
-    for chunk in queries.chunks(MAX_QUERIES) {
+    for chunk in calls(queries) {
         let built: Vec<MetricDataQuery> = chunk.iter().map(|q| sdk_query(q, span)).collect();
         let mut token: Option<String> = None;
         loop {
@@ -130,6 +183,16 @@ pub async fn fetch(
                 .send()
                 .await
                 .map_err(|e| aws_error(OPERATION, e))?;
+            if let Some(message) = output.messages().first() {
+                return Err(answer(
+                    OPERATION,
+                    format!(
+                        "a message about the whole call, whose figures may be incomplete: {}: {}",
+                        message.code().unwrap_or("-"),
+                        message.value().unwrap_or("-")
+                    ),
+                ));
+            }
             for result in output.metric_data_results() {
                 keep(&mut values, result)?;
             }
@@ -142,27 +205,52 @@ pub async fn fetch(
     Ok(values)
 }
 
+/// `queries` in calls of at most [`MAX_QUERIES`] queries and [`MAX_SEARCHES`] searches, in
+/// their order (no query refers to another, so any split is valid).
+pub fn calls(queries: &[MetricQuery]) -> Vec<&[MetricQuery]> {
+    let mut calls = Vec::new();
+    let (mut first, mut searches) = (0, 0);
+    for (index, query) in queries.iter().enumerate() {
+        let search = usize::from(query.ask.searches());
+        if index - first == MAX_QUERIES || searches + search > MAX_SEARCHES {
+            calls.push(&queries[first..index]);
+            (first, searches) = (index, 0);
+        }
+        searches += search;
+    }
+    if first < queries.len() {
+        calls.push(&queries[first..]);
+    }
+    calls
+}
+
 fn sdk_query(query: &MetricQuery, span: &MetricSpan) -> MetricDataQuery {
-    let dimensions = query
-        .dimensions
-        .iter()
-        .map(|(name, value)| Dimension::builder().name(*name).value(value).build())
-        .collect();
-    let metric = Metric::builder()
-        .namespace(query.namespace)
-        .metric_name(query.metric)
-        .set_dimensions(Some(dimensions))
-        .build();
-    let stat = MetricStat::builder()
-        .metric(metric)
-        .period(span.period)
-        .stat(query.stat)
-        .build();
-    MetricDataQuery::builder()
-        .id(&query.id)
-        .metric_stat(stat)
-        .return_data(true)
-        .build()
+    let built = MetricDataQuery::builder().id(&query.id).return_data(true);
+    match &query.ask {
+        Ask::Stat {
+            namespace,
+            metric,
+            dimensions,
+            stat,
+        } => {
+            let dimensions = dimensions
+                .iter()
+                .map(|(name, value)| Dimension::builder().name(*name).value(value).build())
+                .collect();
+            let metric = Metric::builder()
+                .namespace(*namespace)
+                .metric_name(*metric)
+                .set_dimensions(Some(dimensions))
+                .build();
+            let stat = MetricStat::builder()
+                .metric(metric)
+                .period(span.period)
+                .stat(*stat)
+                .build();
+            built.metric_stat(stat).build()
+        }
+        Ask::Expression(text) => built.expression(text).build(),
+    }
 }
 
 /// One result's values under its id; a failed or unknown result is an error.
@@ -233,32 +321,69 @@ impl AwsLatticeMetrics {
     }
 }
 
-/// The status-class metrics, index 1 to 5.
-const STATUS_METRICS: [&str; 5] = [
-    "HTTPCode_1XX_Count",
-    "HTTPCode_2XX_Count",
-    "HTTPCode_3XX_Count",
-    "HTTPCode_4XX_Count",
-    "HTTPCode_5XX_Count",
+/// The status-class metrics Lattice publishes, with their index in
+/// [`LatticeMetrics::status_classes`] (there is no `HTTPCode_1XX_Count`).
+pub const STATUS_METRICS: [(usize, &str); 4] = [
+    (2, "HTTPCode_2XX_Count"),
+    (3, "HTTPCode_3XX_Count"),
+    (4, "HTTPCode_4XX_Count"),
+    (5, "HTTPCode_5XX_Count"),
 ];
 
-/// The queries of the service at `index`.
-pub fn lattice_queries(index: usize, service: &ServiceMapping) -> Vec<MetricQuery> {
-    let query = |suffix: String, metric, stat| MetricQuery {
+/// The percentiles of `RequestTime` asked, by query-id suffix.
+const PERCENTILES: [&str; 3] = ["p50", "p90", "p99"];
+
+/// `text` as an exact match inside a `SEARCH` term: `"`, `\`, `(` and `)` escaped with a
+/// backslash, as the CloudWatch User Guide says.
+pub fn exact_match(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '"' | '\\' | '(' | ')') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
+/// The count `metric` of Lattice service `service_id`, summed over every Availability Zone:
+/// `SUM(SEARCH('{AWS/VpcLattice,AvailabilityZone,Service} MetricName="…" Service="…"', 'Sum',
+/// period))`.
+pub fn zone_sum(metric: &str, service_id: &str, period: i32) -> String {
+    format!(
+        "SUM(SEARCH('{{{LATTICE_NAMESPACE},AvailabilityZone,Service}} MetricName=\"{}\" Service=\"{}\"', 'Sum', {period}))",
+        exact_match(metric),
+        exact_match(service_id)
+    )
+}
+
+/// The queries of the service at `index` over `span`: its counts summed over the zones
+/// (`s<i>_requests`, `s<i>_c2` … `s<i>_c5`), then its percentiles on the `Service`-only set
+/// (`s<i>_p50`, `s<i>_p90`, `s<i>_p99`).
+pub fn lattice_queries(
+    index: usize,
+    service: &ServiceMapping,
+    span: &MetricSpan,
+) -> Vec<MetricQuery> {
+    let id = service.service_id();
+    let counted = |suffix: String, metric: &str| MetricQuery {
         id: format!("s{index}_{suffix}"),
-        namespace: LATTICE_NAMESPACE,
-        metric,
-        dimensions: vec![("Service", service.service_id().to_owned())],
-        stat,
+        ask: Ask::Expression(zone_sum(metric, id, span.period)),
     };
-    let mut queries = vec![
-        query("requests".into(), "TotalRequestCount", "Sum"),
-        query("p50".into(), "RequestTime", "p50"),
-        query("p90".into(), "RequestTime", "p90"),
-        query("p99".into(), "RequestTime", "p99"),
-    ];
-    for (class, metric) in STATUS_METRICS.iter().enumerate() {
-        queries.push(query(format!("c{}", class + 1), metric, "Sum"));
+    let mut queries = vec![counted("requests".into(), "TotalRequestCount")];
+    for (class, metric) in STATUS_METRICS {
+        queries.push(counted(format!("c{class}"), metric));
+    }
+    for stat in PERCENTILES {
+        queries.push(MetricQuery {
+            id: format!("s{index}_{stat}"),
+            ask: Ask::Stat {
+                namespace: LATTICE_NAMESPACE,
+                metric: "RequestTime",
+                dimensions: vec![("Service", id.to_owned())],
+                stat,
+            },
+        });
     }
     queries
 }
@@ -270,8 +395,8 @@ fn lattice_metrics_of(
     let id = |suffix: &str| format!("s{index}_{suffix}");
     let requests = count(values, &id("requests"))?;
     let mut status_classes = [0_u64; 6];
-    for (class, slot) in status_classes.iter_mut().enumerate().skip(1) {
-        *slot = count(values, &id(&format!("c{class}")))?;
+    for (class, _) in STATUS_METRICS {
+        status_classes[class] = count(values, &id(&format!("c{class}")))?;
     }
     let classified: u64 = status_classes[1..].iter().sum();
     status_classes[0] = requests.saturating_sub(classified);
@@ -303,7 +428,7 @@ impl LatticeMetricsSource for AwsLatticeMetrics {
             .services
             .iter()
             .enumerate()
-            .flat_map(|(index, service)| lattice_queries(index, service))
+            .flat_map(|(index, service)| lattice_queries(index, service, &span))
             .collect();
         let values = fetch(&self.client, &queries, &span).await?;
         let mut metrics = BTreeMap::new();
@@ -335,10 +460,12 @@ pub fn dynamodb_queries(stack: &StackMap) -> Vec<(String, [MetricQuery; 2])> {
         .map(|(index, table)| {
             let query = |suffix: &str, metric| MetricQuery {
                 id: format!("t{index}_{suffix}"),
-                namespace: DYNAMODB_NAMESPACE,
-                metric,
-                dimensions: vec![("TableName", table.clone())],
-                stat: "Sum",
+                ask: Ask::Stat {
+                    namespace: DYNAMODB_NAMESPACE,
+                    metric,
+                    dimensions: vec![("TableName", table.clone())],
+                    stat: "Sum",
+                },
             };
             let pair = [
                 query("read", "ConsumedReadCapacityUnits"),
@@ -385,10 +512,12 @@ pub async fn incoming_bytes(
         .enumerate()
         .map(|(index, group)| MetricQuery {
             id: format!("g{index}_bytes"),
-            namespace: LOGS_NAMESPACE,
-            metric: "IncomingBytes",
-            dimensions: vec![("LogGroupName", group.clone())],
-            stat: "Sum",
+            ask: Ask::Stat {
+                namespace: LOGS_NAMESPACE,
+                metric: "IncomingBytes",
+                dimensions: vec![("LogGroupName", group.clone())],
+                stat: "Sum",
+            },
         })
         .collect();
     let values = fetch(client, &queries, span).await?;
@@ -411,5 +540,54 @@ mod tests {
         );
         let aligned = Window::new(at(10, 5, 0), at(10, 10, 0)).unwrap();
         assert_eq!(MetricSpan::of(&aligned).unwrap().period, 300);
+    }
+
+    #[test]
+    fn an_exact_match_escapes_quotes_backslashes_and_parentheses() {
+        let cases = [
+            ("svc-0123456789abcdef0", "svc-0123456789abcdef0"),
+            ("a\"b", "a\\\"b"),
+            ("a\\b", "a\\\\b"),
+            ("f(x)", "f\\(x\\)"),
+            ("", ""),
+        ];
+        for (text, escaped) in cases {
+            assert_eq!(exact_match(text), escaped, "{text}");
+        }
+    }
+
+    #[test]
+    fn a_count_is_summed_over_the_zones_of_its_exact_dimension_set() {
+        assert_eq!(
+            zone_sum("HTTPCode_5XX_Count", "svc-0abc", 3600),
+            "SUM(SEARCH('{AWS/VpcLattice,AvailabilityZone,Service} MetricName=\"HTTPCode_5XX_Count\" Service=\"svc-0abc\"', 'Sum', 3600))"
+        );
+    }
+
+    fn query(id: usize, search: bool) -> MetricQuery {
+        let ask = if search {
+            Ask::Expression(zone_sum("TotalRequestCount", "svc-1", 60))
+        } else {
+            Ask::Expression("m1 * 2".into())
+        };
+        MetricQuery {
+            id: format!("q{id}"),
+            ask,
+        }
+    }
+
+    #[test]
+    fn calls_hold_at_most_500_queries_and_50_searches_in_order() {
+        let sizes = |queries: &[MetricQuery]| -> Vec<usize> {
+            calls(queries).iter().map(|call| call.len()).collect()
+        };
+        let plain: Vec<MetricQuery> = (0..1001).map(|i| query(i, false)).collect();
+        assert_eq!(sizes(&plain), vec![500, 500, 1]);
+        // One search in every other query: the 51st search opens the second call.
+        let mixed: Vec<MetricQuery> = (0..120).map(|i| query(i, i % 2 == 0)).collect();
+        assert_eq!(sizes(&mixed), vec![100, 20]);
+        assert_eq!(calls(&mixed)[1][0].id, "q100");
+        assert!(calls(&[]).is_empty());
+        assert_eq!(sizes(&plain[..500]), vec![500]);
     }
 }

@@ -32,7 +32,7 @@ pub use xray::XrayTraces;
 use aws_sdk_cloudwatch::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use chrono::{DateTime, Utc};
 
-use super::SourceError;
+use super::{SourceError, Sources};
 
 /// The Region Cost Explorer answers in: its endpoint is `ce.us-east-1.amazonaws.com` whatever
 /// the Region of the stack.
@@ -64,6 +64,46 @@ impl AwsClients {
             logs: aws_sdk_cloudwatchlogs::Client::new(config),
             xray: aws_sdk_xray::Client::new(config),
             cost_explorer: aws_sdk_costexplorer::Client::from_conf(cost_explorer),
+        }
+    }
+}
+
+/// The five sources of a deployed stack over one set of clients: what `loadgen cost --stack-map`
+/// and the scheduled report both ask.
+#[derive(Clone, Debug)]
+pub struct AwsSources {
+    /// Lattice's metrics.
+    pub metrics: AwsLatticeMetrics,
+    /// The access log through Logs Insights.
+    pub access_log: AwsAccessLog,
+    /// The functions' reports.
+    pub lambda: AwsLambdaReports,
+    /// X-Ray.
+    pub traces: XrayTraces,
+    /// DynamoDB's metrics.
+    pub dynamodb: AwsDynamoDb,
+}
+
+impl AwsSources {
+    /// Over `clients`, the access log in `access_log_group`.
+    pub fn new(clients: &AwsClients, access_log_group: &str) -> Self {
+        Self {
+            metrics: AwsLatticeMetrics::new(clients.cloudwatch.clone()),
+            access_log: AwsAccessLog::new(clients.logs.clone(), access_log_group),
+            lambda: AwsLambdaReports::new(clients.logs.clone(), clients.cloudwatch.clone()),
+            traces: XrayTraces::new(clients.xray.clone()),
+            dynamodb: AwsDynamoDb::new(clients.cloudwatch.clone()),
+        }
+    }
+
+    /// As the [`Sources`] a report asks.
+    pub fn sources(&self) -> Sources<'_> {
+        Sources {
+            metrics: &self.metrics,
+            access_log: &self.access_log,
+            lambda: &self.lambda,
+            traces: &self.traces,
+            dynamodb: &self.dynamodb,
         }
     }
 }

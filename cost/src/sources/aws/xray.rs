@@ -8,7 +8,8 @@
 //!   time, moves while segments arrive). The local API selects by start time as well.
 //! - With a run id, `FilterExpression` is `annotation.run_id = "<id>"` (loadgen annotates every
 //!   trace of a run); a run id holding `"` or `\` cannot be written in an expression and is an
-//!   error.
+//!   error. Without one, each of the stack's functions is asked with `service("<function>")` and
+//!   the ids united, so the account's other traces are not counted (the local API takes no `OR`).
 //! - Pages are followed through `NextToken`; a window longer than [`MAX_SPAN`] is asked as
 //!   consecutive spans of at most that length. X-Ray's API reference for `GetTraceSummaries`
 //!   states no per-call limit on the time range, so the span is a conservative choice of this
@@ -26,7 +27,7 @@ use aws_sdk_xray::Client;
 use chrono::{DateTime, TimeDelta, Utc};
 
 use super::{answer, aws_error, smithy_time, whole_count};
-use crate::sources::{SourceError, TraceCount, TraceSource, Window};
+use crate::sources::{SourceError, StackMap, TraceCount, TraceSource, Window};
 
 /// The operation, for errors.
 pub const OPERATION: &str = "XRay.GetTraceSummaries";
@@ -73,7 +74,9 @@ impl XrayTraces {
                 .send()
                 .await
                 .map_err(|e| aws_error(OPERATION, e))?;
-            let processed = page.traces_processed_count().unwrap_or(0);
+            let processed = page
+                .traces_processed_count()
+                .ok_or_else(|| answer(OPERATION, "the answer has no TracesProcessedCount"))?;
             count.traces_scanned +=
                 whole_count(OPERATION, "TracesProcessedCount", processed as f64)?;
             for summary in page.trace_summaries() {
@@ -149,30 +152,52 @@ impl XrayTraces {
 /// The root of `metadata.lambda.trace_id` in a segment document, if it holds one.
 fn lambda_trace_root(document: &str) -> Option<String> {
     let document: serde_json::Value = serde_json::from_str(document).ok()?;
-    let header = document["metadata"]["lambda"]["trace_id"].as_str()?;
-    header
-        .split(';')
-        .find_map(|part| part.trim().strip_prefix("Root="))
-        .map(str::to_owned)
+    crate::usage::trace_root(document["metadata"]["lambda"]["trace_id"].as_str()?)
 }
 
 #[async_trait]
 impl TraceSource for XrayTraces {
     async fn traces(
         &self,
+        stack: &StackMap,
         window: &Window,
         run_id: Option<&str>,
     ) -> Result<TraceCount, SourceError> {
-        let filter = run_id.map(run_filter).transpose()?;
+        let filters = match run_id {
+            Some(run_id) => vec![run_filter(run_id)?],
+            None => service_filters(stack)?,
+        };
         let mut count = TraceCount::default();
-        for (start, end) in spans(window) {
-            self.span(start, end, filter.as_deref(), &mut count).await?;
+        for filter in &filters {
+            for (start, end) in spans(window) {
+                self.span(start, end, Some(filter), &mut count).await?;
+            }
         }
         if run_id.is_some() {
             self.lambda_traces(&mut count).await?;
         }
         Ok(count)
     }
+}
+
+/// Without a run id, the traces through each of the stack's functions, one filter each
+/// (`service("<function>")`: X-Ray names a function's segments after it, and Lambda's own
+/// segments too), their ids united: an account's other traces are not the stack's.
+pub fn service_filters(stack: &StackMap) -> Result<Vec<String>, SourceError> {
+    stack
+        .services
+        .iter()
+        .map(|service| {
+            let name = &service.function_name;
+            if name.contains(['"', '\\']) {
+                return Err(answer(
+                    OPERATION,
+                    format!("the function name {name:?} cannot be quoted in a filter expression"),
+                ));
+            }
+            Ok(format!("service(\"{name}\")"))
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -240,7 +240,10 @@ async fn next(state: &State) -> Response<Full<Bytes>> {
     }
     let invocation = state.next.lock().await.recv().await;
     let Some(invocation) = invocation else {
-        return reply(StatusCode::GONE, "{}");
+        // The environment is shutting down. Lambda never answers this `next`: the runtime is
+        // stopped where it waits (the environment kills its process). Answering it instead made
+        // lambda_runtime panic on the missing request id, into the function's log.
+        return std::future::pending().await;
     };
     state
         .in_flight
