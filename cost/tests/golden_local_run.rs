@@ -464,3 +464,74 @@ async fn an_unknown_service_in_the_access_log_is_named() {
          stack's services"
     );
 }
+
+/// The recorded X-Ray, changed by `change` (a run traced otherwise).
+struct Changed<F: Fn(&mut TraceCount) + Send + Sync> {
+    recorded: RecordedXray,
+    change: F,
+}
+
+#[async_trait]
+impl<F: Fn(&mut TraceCount) + Send + Sync> TraceSource for Changed<F> {
+    async fn traces(
+        &self,
+        stack: &StackMap,
+        window: &Window,
+        run_id: Option<&str>,
+    ) -> Result<TraceCount, SourceError> {
+        let mut count = self.recorded.traces(stack, window, run_id).await?;
+        (self.change)(&mut count);
+        Ok(count)
+    }
+}
+
+async fn gathered_with(
+    change: impl Fn(&mut TraceCount) + Send + Sync,
+) -> Result<lattice_cost::sources::Gathered, SourceError> {
+    let (window, run_id, stack) = recorded_run();
+    let records = LocalRecords {
+        access_log: fixture("access-log.jsonl"),
+        lambda_logs: fixture("lambda-logs"),
+    };
+    let xray = Changed {
+        recorded: RecordedXray::load(),
+        change,
+    };
+    let sources = Sources {
+        metrics: &records,
+        access_log: &records,
+        lambda: &records,
+        traces: &xray,
+        dynamodb: &records,
+    };
+    gather(&sources, &stack, &window, Some(&run_id)).await
+}
+
+#[tokio::test]
+async fn a_run_not_fully_traced_counts_the_windows_invocations_for_it() {
+    // Half the orders untraced (as with --sample-rate 0.5): their invocations cannot be joined.
+    let gathered = gathered_with(|count| {
+        let kept: Vec<String> = count.trace_ids.iter().take(6).cloned().collect();
+        count.trace_ids = kept.into_iter().collect();
+        count.lambda_trace_ids.clear();
+    })
+    .await
+    .unwrap();
+    assert_eq!(gathered.reports_outside_run, 0);
+    for (service, measured) in &gathered.measured {
+        assert_eq!(measured.usage.invocations, 12, "{service}");
+    }
+}
+
+#[tokio::test]
+async fn a_fully_traced_run_whose_invocations_join_none_of_its_traces_is_an_error() {
+    let error = gathered_with(|count| count.lambda_trace_ids.clear())
+        .await
+        .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .starts_with("no Lambda report in the window 2026-12-02T15:51:34.121Z to 2026-12-02T15:51:36.876Z joins a trace of run golden-2"),
+        "{error}"
+    );
+}

@@ -369,8 +369,9 @@ pub struct Gathered {
 }
 
 /// Asks every source about `window` and joins the answers per service. With `run_id`, Lambda
-/// reports are joined per trace: only invocations whose trace is one of the run's, or the Lambda
-/// trace of one of its segments, count.
+/// reports are joined per trace when every order of the run was traced: only invocations whose
+/// trace is one of the run's, or the Lambda trace one of its segments recorded, count; when some
+/// were not, the window's reports stand for the run's ([`Join`]).
 pub async fn gather(
     sources: &Sources<'_>,
     stack: &StackMap,
@@ -396,6 +397,7 @@ pub async fn gather(
     if lambda.services.values().all(|l| l.reports.is_empty()) {
         return Err(no_data("the Lambda reports", &describe));
     }
+    let join = run_join(stack, &metrics, &traces, run_id);
     let mut reports_outside_run = 0;
     let mut measured = BTreeMap::new();
     for service in &stack.services {
@@ -408,7 +410,7 @@ pub async fn gather(
             add_access(&mut entry, a);
         }
         if let Some(l) = lambda.services.get(name) {
-            reports_outside_run += add_reports(&mut entry, l, service, (&traces, run_id));
+            reports_outside_run += add_reports(&mut entry, l, service, (&traces, join));
         }
         if let Some(units) = dynamodb.get(name) {
             entry.usage.dynamodb_read_units = units.read;
@@ -440,19 +442,55 @@ fn add_access(entry: &mut Measured, access: &AccessLogUsage) {
     entry.traffic.bytes_out = access.bytes_out;
 }
 
+/// How reports are joined to a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Join {
+    /// No run: every report in the window counts.
+    Window,
+    /// Every order of the run was traced: a report counts when it joins one of its traces.
+    PerTrace,
+    /// Some orders were not traced (`--sample-rate` below 1): their invocations cannot be joined
+    /// (nothing recorded them), so every report in the window counts, the run's window standing
+    /// for the run.
+    Untraced,
+}
+
+/// The join for `run_id`: per trace when the run has a trace for every request the entry service
+/// took.
+fn run_join(
+    stack: &StackMap,
+    metrics: &BTreeMap<String, LatticeMetrics>,
+    traces: &TraceCount,
+    run_id: Option<&str>,
+) -> Join {
+    let Some(_) = run_id else {
+        return Join::Window;
+    };
+    let entry_requests = stack
+        .services
+        .first()
+        .and_then(|entry| metrics.get(&entry.name))
+        .map_or(0, |m| m.requests);
+    if traces.trace_ids.len() as u64 >= entry_requests {
+        Join::PerTrace
+    } else {
+        Join::Untraced
+    }
+}
+
 /// Adds the reports of `service` that count, and Lambda's own sampled traces among them; returns
 /// how many were left out.
 fn add_reports(
     entry: &mut Measured,
     invocations: &LambdaInvocations,
     service: &ServiceMapping,
-    (traces, run_id): (&TraceCount, Option<&str>),
+    (traces, join): (&TraceCount, Join),
 ) -> u64 {
     entry.usage.lambda_log_bytes = invocations.log_bytes;
     let mut own_traces = BTreeSet::new();
     let mut left_out = 0;
     for report in &invocations.reports {
-        if run_id.is_some() && !counts_for_run(report, traces) {
+        if join == Join::PerTrace && !joins(report, traces) {
             left_out += 1;
             continue;
         }
@@ -464,9 +502,11 @@ fn add_reports(
             report.max_memory_used_mb,
             report.memory_mb,
         );
-        // Without a run id the trace source counted every trace of the stack's services,
-        // Lambda's own among them.
-        if let (Some(id), Some(true), Some(_)) = (&report.trace_id, report.sampled, run_id) {
+        // Without a run the trace source counted every trace of the stack's functions, Lambda's
+        // own among them; with one, only the run's.
+        if let (Some(id), Some(true), false) =
+            (&report.trace_id, report.sampled, join == Join::Window)
+        {
             if !traces.trace_ids.contains(id) {
                 own_traces.insert(id.clone());
             }
@@ -476,15 +516,13 @@ fn add_reports(
     left_out
 }
 
-/// Whether `report` is one of the run's invocations: its trace is one of the run's, or the Lambda
-/// trace one of their segments recorded, or it was not sampled (its order could not be traced;
-/// inside the run's window it is taken as the run's).
-fn counts_for_run(report: &LambdaReport, traces: &TraceCount) -> bool {
-    let joined = report
+/// Whether `report` joins one of the counted traces: its trace is one of them, or it ran under
+/// the Lambda trace one of their segments recorded.
+fn joins(report: &LambdaReport, traces: &TraceCount) -> bool {
+    report
         .trace_id
         .as_ref()
-        .is_some_and(|id| traces.trace_ids.contains(id) || traces.lambda_trace_ids.contains(id));
-    joined || report.sampled == Some(false)
+        .is_some_and(|id| traces.trace_ids.contains(id) || traces.lambda_trace_ids.contains(id))
 }
 
 fn no_data(source_name: &'static str, window: &str) -> SourceError {
