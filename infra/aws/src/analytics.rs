@@ -19,7 +19,7 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
-use crate::checks::{is_type, strings};
+use crate::checks::{is_type, strings, switch_parameter};
 use crate::template::{guard_implies, guarded_items, implies, reference, sub_text, Template};
 use crate::{cost, telemetry};
 
@@ -227,23 +227,7 @@ fn carries(value: &Value) -> bool {
 /// by conditional ones carries it (else the core stack deploys a piece of the analytics).
 pub fn conditions(template: &Template) -> Vec<String> {
     let mut problems = Vec::new();
-    let parameter = &template.root["Parameters"][PARAMETER];
-    let allowed: BTreeSet<&str> = strings(&parameter["AllowedValues"])
-        .into_iter()
-        .filter_map(Value::as_str)
-        .collect();
-    if parameter["Type"] != "String"
-        || parameter["Default"] != "false"
-        || allowed != BTreeSet::from(["true", "false"])
-    {
-        problems.push(format!(
-            "{PARAMETER}: must be a String parameter, AllowedValues [\"true\", \"false\"], Default \"false\""
-        ));
-    }
-    let wanted = json!({"Fn::Equals": [{"Ref": PARAMETER}, "true"]});
-    if template.root["Conditions"][CONDITION] != wanted {
-        problems.push(format!("{CONDITION}: must be {wanted}"));
-    }
+    problems.extend(switch_parameter(template, PARAMETER, CONDITION));
     let conditional: BTreeSet<&str> = template
         .resources()
         .filter(|(_, r)| carries(r))
@@ -897,37 +881,8 @@ pub fn backup_buckets(template: &Template) -> Vec<String> {
     let mut problems = Vec::new();
     for (id, bucket) in template.of_type(BUCKET) {
         let properties = &bucket["Properties"];
-        let encrypted =
-            strings(&properties["BucketEncryption"]["ServerSideEncryptionConfiguration"])
-                .iter()
-                .any(|c| {
-                    c["ServerSideEncryptionByDefault"]["SSEAlgorithm"]
-                        .as_str()
-                        .is_some_and(|a| a == "AES256" || a.starts_with("aws:kms"))
-                });
-        if !encrypted {
-            problems.push(format!("{id}: no default server-side encryption"));
-        }
-        let block = &properties["PublicAccessBlockConfiguration"];
-        for flag in [
-            "BlockPublicAcls",
-            "BlockPublicPolicy",
-            "IgnorePublicAcls",
-            "RestrictPublicBuckets",
-        ] {
-            if block[flag] != true {
-                problems.push(format!(
-                    "{id}: PublicAccessBlockConfiguration.{flag} must be true"
-                ));
-            }
-        }
-        let lifecycle = strings(&properties["LifecycleConfiguration"]["Rules"])
-            .into_iter()
-            .any(|rule| {
-                rule["Status"] == "Enabled"
-                    && rule["ExpirationInDays"].is_u64()
-                    && rule["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"].is_u64()
-            });
+        problems.extend(private_by_default(id, properties));
+        let lifecycle = expires_objects(properties);
         if !lifecycle {
             problems.push(format!(
                 "{id}: no enabled lifecycle rule that expires objects and aborts incomplete multipart uploads"
@@ -942,26 +897,72 @@ pub fn backup_buckets(template: &Template) -> Vec<String> {
     problems
 }
 
+/// A bucket's `Properties`: encrypted by default (SSE-S3 or KMS) and every public-access block
+/// on; the problems of bucket `id` otherwise.
+pub fn private_by_default(id: &str, properties: &Value) -> Vec<String> {
+    let mut problems = Vec::new();
+    let encrypted = strings(&properties["BucketEncryption"]["ServerSideEncryptionConfiguration"])
+        .iter()
+        .any(|c| {
+            c["ServerSideEncryptionByDefault"]["SSEAlgorithm"]
+                .as_str()
+                .is_some_and(|a| a == "AES256" || a.starts_with("aws:kms"))
+        });
+    if !encrypted {
+        problems.push(format!("{id}: no default server-side encryption"));
+    }
+    let block = &properties["PublicAccessBlockConfiguration"];
+    for flag in [
+        "BlockPublicAcls",
+        "BlockPublicPolicy",
+        "IgnorePublicAcls",
+        "RestrictPublicBuckets",
+    ] {
+        if block[flag] != true {
+            problems.push(format!(
+                "{id}: PublicAccessBlockConfiguration.{flag} must be true"
+            ));
+        }
+    }
+    problems
+}
+
+/// Whether a bucket's `Properties` hold an enabled lifecycle rule that expires objects and aborts
+/// incomplete multipart uploads.
+pub fn expires_objects(properties: &Value) -> bool {
+    strings(&properties["LifecycleConfiguration"]["Rules"])
+        .into_iter()
+        .any(|rule| {
+            rule["Status"] == "Enabled"
+                && rule["ExpirationInDays"].is_u64()
+                && rule["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"].is_u64()
+        })
+}
+
 fn denies_plain_http(template: &Template, bucket: &str) -> bool {
-    let objects = format!("${{{bucket}.Arn}}/*");
-    let arn = format!("${{{bucket}.Arn}}");
     template
         .of_type("AWS::S3::BucketPolicy")
         .filter(|(_, p)| reference(&p["Properties"]["Bucket"]) == Some((bucket, None)))
         .flat_map(|(_, p)| strings(&p["Properties"]["PolicyDocument"]["Statement"]))
-        .any(|s| {
-            let resources: BTreeSet<String> = strings(&s["Resource"])
-                .into_iter()
-                .filter_map(as_text)
-                .collect();
-            let insecure = &s["Condition"]["Bool"]["aws:SecureTransport"];
-            s["Effect"] == "Deny"
-                && (s["Principal"] == "*" || s["Principal"] == json!({"AWS": "*"}))
-                && s["Action"] == "s3:*"
-                && resources.contains(&arn)
-                && resources.contains(&objects)
-                && (insecure == "false" || insecure == false)
-        })
+        .any(|s| denies_plain_http_statement(s, bucket))
+}
+
+/// Whether a bucket policy statement denies `s3:*` to everyone on `bucket` and its objects when
+/// `aws:SecureTransport` is false.
+pub fn denies_plain_http_statement(statement: &Value, bucket: &str) -> bool {
+    let objects = format!("${{{bucket}.Arn}}/*");
+    let arn = format!("${{{bucket}.Arn}}");
+    let resources: BTreeSet<String> = strings(&statement["Resource"])
+        .into_iter()
+        .filter_map(as_text)
+        .collect();
+    let insecure = &statement["Condition"]["Bool"]["aws:SecureTransport"];
+    statement["Effect"] == "Deny"
+        && (statement["Principal"] == "*" || statement["Principal"] == json!({"AWS": "*"}))
+        && statement["Action"] == "s3:*"
+        && resources.contains(&arn)
+        && resources.contains(&objects)
+        && (insecure == "false" || insecure == false)
 }
 
 /// The transform, when a stream invokes it: outside the VPC and no Lattice target (Firehose

@@ -162,6 +162,39 @@ pub const SERVICE_TABLES: &[ServiceTable] = &[
 /// Strings or lists of strings, as IAM and CloudFormation allow both; an `Fn::If` (of the list or
 /// of an item) gives the items of both branches, so that a rule holds whichever is chosen, and
 /// `Ref AWS::NoValue` gives none ([`guarded_items`] keeps the choices).
+/// `!Equals [!Ref parameter, value]` in the long form.
+pub(crate) fn equals(parameter: &str, value: &str) -> Value {
+    serde_json::json!({"Fn::Equals": [{"Ref": parameter}, value]})
+}
+
+/// An optional feature's switch: `parameter` a String `"true"`/`"false"` defaulting to
+/// `"false"`, and `condition` `!Equals [!Ref parameter, "true"]`.
+pub(crate) fn switch_parameter(
+    template: &Template,
+    parameter: &str,
+    condition: &str,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    let definition = &template.root["Parameters"][parameter];
+    let allowed: BTreeSet<&str> = strings(&definition["AllowedValues"])
+        .into_iter()
+        .filter_map(Value::as_str)
+        .collect();
+    if definition["Type"] != "String"
+        || definition["Default"] != "false"
+        || allowed != BTreeSet::from(["true", "false"])
+    {
+        problems.push(format!(
+            "{parameter}: must be a String parameter, AllowedValues [\"true\", \"false\"], Default \"false\""
+        ));
+    }
+    let wanted = equals(parameter, "true");
+    if template.root["Conditions"][condition] != wanted {
+        problems.push(format!("{condition}: must be {wanted}"));
+    }
+    problems
+}
+
 pub(crate) fn strings(value: &Value) -> Vec<&Value> {
     guarded_items(value).into_iter().map(|(_, v)| v).collect()
 }

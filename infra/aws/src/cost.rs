@@ -22,8 +22,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{json, Value};
 
-use crate::analytics::{as_text, role_of};
-use crate::checks::{is_type, strings, SERVICE_TABLES};
+use crate::analytics::{
+    as_text, denies_plain_http_statement, expires_objects, private_by_default, role_of,
+};
+use crate::checks::{equals, is_type, strings, switch_parameter, SERVICE_TABLES};
 use crate::template::{implies, reference, sub_text, Template};
 
 /// The parameter that turns the cost report on (`"true"`) or leaves the core stack alone.
@@ -176,10 +178,6 @@ fn mentioned(value: &Value) -> BTreeSet<String> {
     found
 }
 
-fn equals(parameter: &str, value: &str) -> Value {
-    json!({"Fn::Equals": [{"Ref": parameter}, value]})
-}
-
 /// The parameter (`"true"`/`"false"`, default `"false"`), [`CONDITION`] (`!Equals [!Ref
 /// CostReport, "true"]`) and [`ALERTS_CONDITION`] (it, and [`EMAIL_PARAMETER`] not empty); every
 /// resource of [`COST_TYPES`] and [`FUNCTION`] carries a condition implying [`CONDITION`], and so
@@ -188,24 +186,8 @@ fn equals(parameter: &str, value: &str) -> Value {
 /// an `Fn::If`: with `CostReport=false` the stack is exactly the core stack.
 pub fn conditions(template: &Template) -> Vec<String> {
     let mut problems = Vec::new();
-    let parameter = &template.root["Parameters"][PARAMETER];
-    let allowed: BTreeSet<&str> = strings(&parameter["AllowedValues"])
-        .into_iter()
-        .filter_map(Value::as_str)
-        .collect();
-    if parameter["Type"] != "String"
-        || parameter["Default"] != "false"
-        || allowed != BTreeSet::from(["true", "false"])
-    {
-        problems.push(format!(
-            "{PARAMETER}: must be a String parameter, AllowedValues [\"true\", \"false\"], Default \"false\""
-        ));
-    }
+    problems.extend(switch_parameter(template, PARAMETER, CONDITION));
     let definitions = &template.root["Conditions"];
-    let wanted = equals(PARAMETER, "true");
-    if definitions[CONDITION] != wanted {
-        problems.push(format!("{CONDITION}: must be {wanted}"));
-    }
     let wanted =
         json!({"Fn::And": [{"Condition": CONDITION}, {"Fn::Not": [equals(EMAIL_PARAMETER, "")]}]});
     if definitions[ALERTS_CONDITION] != wanted {
@@ -316,30 +298,7 @@ pub fn report_bucket(template: &Template) -> Vec<String> {
         .filter(|(_, b)| carries(template, b))
     {
         let properties = &bucket["Properties"];
-        let encrypted =
-            strings(&properties["BucketEncryption"]["ServerSideEncryptionConfiguration"])
-                .iter()
-                .any(|c| {
-                    c["ServerSideEncryptionByDefault"]["SSEAlgorithm"]
-                        .as_str()
-                        .is_some_and(|a| a == "AES256" || a.starts_with("aws:kms"))
-                });
-        if !encrypted {
-            problems.push(format!("{id}: no default server-side encryption"));
-        }
-        let block = &properties["PublicAccessBlockConfiguration"];
-        for flag in [
-            "BlockPublicAcls",
-            "BlockPublicPolicy",
-            "IgnorePublicAcls",
-            "RestrictPublicBuckets",
-        ] {
-            if block[flag] != true {
-                problems.push(format!(
-                    "{id}: PublicAccessBlockConfiguration.{flag} must be true"
-                ));
-            }
-        }
+        problems.extend(private_by_default(id, properties));
         let enforced = properties["OwnershipControls"]["Rules"]
             == json!([{"ObjectOwnership": "BucketOwnerEnforced"}]);
         if !enforced || properties.get("AccessControl").is_some() {
@@ -347,20 +306,12 @@ pub fn report_bucket(template: &Template) -> Vec<String> {
                 "{id}: ACLs must be disabled (OwnershipControls BucketOwnerEnforced, no AccessControl)"
             ));
         }
-        let lifecycle = strings(&properties["LifecycleConfiguration"]["Rules"])
-            .into_iter()
-            .any(|rule| {
-                rule["Status"] == "Enabled"
-                    && rule["ExpirationInDays"].is_u64()
-                    && rule["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"].is_u64()
-            });
+        let lifecycle = expires_objects(properties);
         if !lifecycle {
             problems.push(format!(
                 "{id}: no enabled lifecycle rule that expires reports and aborts incomplete multipart uploads"
             ));
         }
-        let arn = format!("${{{id}.Arn}}");
-        let objects = format!("{arn}/*");
         let mut tls_only = false;
         for (policy, document) in template
             .of_type("AWS::S3::BucketPolicy")
@@ -375,14 +326,7 @@ pub fn report_bucket(template: &Template) -> Vec<String> {
                     ));
                     continue;
                 }
-                let resources = resource_texts(statement);
-                let insecure = &statement["Condition"]["Bool"]["aws:SecureTransport"];
-                tls_only |= (statement["Principal"] == "*"
-                    || statement["Principal"] == json!({"AWS": "*"}))
-                    && statement["Action"] == "s3:*"
-                    && resources.contains(&arn)
-                    && resources.contains(&objects)
-                    && (insecure == "false" || insecure == false);
+                tls_only |= denies_plain_http_statement(statement, id);
             }
         }
         if !tls_only {

@@ -22,7 +22,7 @@ use std::path::Path;
 use serde_json::{json, Value};
 
 use crate::analytics::{self, as_text, domain_arn, role_of, unguarded_names};
-use crate::checks::{crate_has_binary, is_type};
+use crate::checks::{crate_has_binary, equals, is_type, switch_parameter};
 use crate::template::{
     alternatives, guard_implies, guarded_items, implies, reference, sub_text, Guard, Template,
 };
@@ -98,10 +98,6 @@ fn carries(template: &Template, value: &Value) -> bool {
         .is_some_and(|c| implies(template, c, CONDITION))
 }
 
-fn equals(parameter: &str, value: &str) -> Value {
-    json!({"Fn::Equals": [{"Ref": parameter}, value]})
-}
-
 fn not(value: Value) -> Value {
     json!({ "Fn::Not": [value] })
 }
@@ -113,24 +109,8 @@ fn not(value: Value) -> Value {
 /// without the extension).
 pub fn conditions(template: &Template) -> Vec<String> {
     let mut problems = Vec::new();
-    let parameter = &template.root["Parameters"][PARAMETER];
-    let allowed: BTreeSet<&str> = guarded_items(&parameter["AllowedValues"])
-        .into_iter()
-        .filter_map(|(_, v)| v.as_str())
-        .collect();
-    if parameter["Type"] != "String"
-        || parameter["Default"] != "false"
-        || allowed != BTreeSet::from(["true", "false"])
-    {
-        problems.push(format!(
-            "{PARAMETER}: must be a String parameter, AllowedValues [\"true\", \"false\"], Default \"false\""
-        ));
-    }
+    problems.extend(switch_parameter(template, PARAMETER, CONDITION));
     let conditions = &template.root["Conditions"];
-    let wanted = equals(PARAMETER, "true");
-    if conditions[CONDITION] != wanted {
-        problems.push(format!("{CONDITION}: must be {wanted}"));
-    }
     let wanted = json!({"Fn::And": [{"Condition": CONDITION}, not(equals(SECRET_PARAMETER, ""))]});
     if conditions[SECRET_CONDITION] != wanted {
         problems.push(format!("{SECRET_CONDITION}: must be {wanted}"));
