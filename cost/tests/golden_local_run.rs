@@ -42,6 +42,28 @@ fn recorded_run() -> (Window, String, StackMap) {
     )
 }
 
+/// The recorded run's access log and log groups, with `traces`, asked about `window` for
+/// `run_id`.
+async fn gather_recorded(
+    stack: &StackMap,
+    window: &Window,
+    run_id: &str,
+    traces: &dyn TraceSource,
+) -> Result<lattice_cost::sources::Gathered, SourceError> {
+    let records = LocalRecords {
+        access_log: fixture("access-log.jsonl"),
+        lambda_logs: fixture("lambda-logs"),
+    };
+    let sources = Sources {
+        metrics: &records,
+        access_log: &records,
+        lambda: &records,
+        traces,
+        dynamodb: &records,
+    };
+    gather(&sources, stack, window, Some(run_id)).await
+}
+
 /// X-Ray as recorded: the segment documents the local daemon accepted.
 struct RecordedXray {
     documents: Vec<Value>,
@@ -206,19 +228,8 @@ fn close(actual: f64, expected: f64, what: &str) {
 #[tokio::test]
 async fn every_figure_of_a_recorded_local_run_is_recomputed_from_the_raw_records() {
     let (window, run_id, stack) = recorded_run();
-    let records = LocalRecords {
-        access_log: fixture("access-log.jsonl"),
-        lambda_logs: fixture("lambda-logs"),
-    };
     let xray = RecordedXray::load();
-    let sources = Sources {
-        metrics: &records,
-        access_log: &records,
-        lambda: &records,
-        traces: &xray,
-        dynamodb: &records,
-    };
-    let gathered = gather(&sources, &stack, &window, Some(&run_id))
+    let gathered = gather_recorded(&stack, &window, &run_id, &xray)
         .await
         .unwrap();
     let table = PriceTable::built_in();
@@ -411,24 +422,13 @@ async fn every_figure_of_a_recorded_local_run_is_recomputed_from_the_raw_records
 #[tokio::test]
 async fn a_window_with_nothing_in_it_says_which_source_is_empty() {
     let (window, run_id, stack) = recorded_run();
-    let records = LocalRecords {
-        access_log: fixture("access-log.jsonl"),
-        lambda_logs: fixture("lambda-logs"),
-    };
     let xray = RecordedXray::load();
-    let sources = Sources {
-        metrics: &records,
-        access_log: &records,
-        lambda: &records,
-        traces: &xray,
-        dynamodb: &records,
-    };
     let day_before = Window::new(
         window.start - chrono::Duration::days(1),
         window.end - chrono::Duration::days(1),
     )
     .unwrap();
-    let error = gather(&sources, &stack, &day_before, Some(&run_id))
+    let error = gather_recorded(&stack, &day_before, &run_id, &xray)
         .await
         .unwrap_err();
     assert!(
@@ -441,19 +441,8 @@ async fn a_window_with_nothing_in_it_says_which_source_is_empty() {
 async fn an_unknown_service_in_the_access_log_is_named() {
     let (window, run_id, mut stack) = recorded_run();
     stack.services.retain(|s| s.name != "payment");
-    let records = LocalRecords {
-        access_log: fixture("access-log.jsonl"),
-        lambda_logs: fixture("lambda-logs"),
-    };
     let xray = RecordedXray::load();
-    let sources = Sources {
-        metrics: &records,
-        access_log: &records,
-        lambda: &records,
-        traces: &xray,
-        dynamodb: &records,
-    };
-    let error = gather(&sources, &stack, &window, Some(&run_id))
+    let error = gather_recorded(&stack, &window, &run_id, &xray)
         .await
         .unwrap_err();
     assert_eq!(
@@ -489,22 +478,11 @@ async fn gathered_with(
     change: impl Fn(&mut TraceCount) + Send + Sync,
 ) -> Result<lattice_cost::sources::Gathered, SourceError> {
     let (window, run_id, stack) = recorded_run();
-    let records = LocalRecords {
-        access_log: fixture("access-log.jsonl"),
-        lambda_logs: fixture("lambda-logs"),
-    };
     let xray = Changed {
         recorded: RecordedXray::load(),
         change,
     };
-    let sources = Sources {
-        metrics: &records,
-        access_log: &records,
-        lambda: &records,
-        traces: &xray,
-        dynamodb: &records,
-    };
-    gather(&sources, &stack, &window, Some(&run_id)).await
+    gather_recorded(&stack, &window, &run_id, &xray).await
 }
 
 #[tokio::test]

@@ -269,72 +269,37 @@ pub fn fixture(name: &str) -> Value {
 
 const REGION: &str = "us-east-1";
 
-pub fn cloudwatch(url: &str) -> aws_sdk_cloudwatch::Client {
-    use aws_sdk_cloudwatch::config::{BehaviorVersion, Credentials, Region};
-    let config = aws_sdk_cloudwatch::Config::builder()
+/// The shared SDK configuration of the test clients: `url` as the endpoint, a test key.
+fn sdk_config(url: &str) -> aws_config::SdkConfig {
+    use aws_sdk_xray::config::{BehaviorVersion, Credentials, Region, SharedCredentialsProvider};
+    aws_config::SdkConfig::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(REGION))
-        .credentials_provider(Credentials::new(
+        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
             "AKIDTEST",
             "test-secret",
             None,
             None,
             "test",
-        ))
+        )))
         .endpoint_url(url)
-        .build();
-    aws_sdk_cloudwatch::Client::from_conf(config)
+        .build()
+}
+
+pub fn cloudwatch(url: &str) -> aws_sdk_cloudwatch::Client {
+    aws_sdk_cloudwatch::Client::new(&sdk_config(url))
 }
 
 pub fn logs(url: &str) -> aws_sdk_cloudwatchlogs::Client {
-    use aws_sdk_cloudwatchlogs::config::{BehaviorVersion, Credentials, Region};
-    let config = aws_sdk_cloudwatchlogs::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new(REGION))
-        .credentials_provider(Credentials::new(
-            "AKIDTEST",
-            "test-secret",
-            None,
-            None,
-            "test",
-        ))
-        .endpoint_url(url)
-        .build();
-    aws_sdk_cloudwatchlogs::Client::from_conf(config)
+    aws_sdk_cloudwatchlogs::Client::new(&sdk_config(url))
 }
 
 pub fn xray(url: &str) -> aws_sdk_xray::Client {
-    use aws_sdk_xray::config::{BehaviorVersion, Credentials, Region};
-    let config = aws_sdk_xray::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new(REGION))
-        .credentials_provider(Credentials::new(
-            "AKIDTEST",
-            "test-secret",
-            None,
-            None,
-            "test",
-        ))
-        .endpoint_url(url)
-        .build();
-    aws_sdk_xray::Client::from_conf(config)
+    aws_sdk_xray::Client::new(&sdk_config(url))
 }
 
 pub fn cost_explorer(url: &str) -> aws_sdk_costexplorer::Client {
-    use aws_sdk_costexplorer::config::{BehaviorVersion, Credentials, Region};
-    let config = aws_sdk_costexplorer::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new(REGION))
-        .credentials_provider(Credentials::new(
-            "AKIDTEST",
-            "test-secret",
-            None,
-            None,
-            "test",
-        ))
-        .endpoint_url(url)
-        .build();
-    aws_sdk_costexplorer::Client::from_conf(config)
+    aws_sdk_costexplorer::Client::new(&sdk_config(url))
 }
 
 /// The test stack: order (entry, owns `orders`), payment (owns `payments`), inventory (owns
