@@ -6,7 +6,9 @@
 //! AWS, where nothing else counts them.
 
 use chrono::SecondsFormat;
-use serde::Serialize;
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
 
 use crate::prices::{self, PriceError, PriceTable};
 use crate::recommend::{recommend, Recommendation};
@@ -18,7 +20,7 @@ use crate::sources::{Bill, Gathered, StackMap, Window};
 pub const SCHEMA_ID: &str = "lattice-cost/1";
 
 /// The window, as written.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct WindowJson {
     /// RFC 3339, UTC, milliseconds.
     pub start: String,
@@ -29,7 +31,7 @@ pub struct WindowJson {
 }
 
 /// What producing the report cost, at list price.
-#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct ReportCost {
     /// Bytes Logs Insights scanned.
     pub logs_insights_bytes_scanned: u64,
@@ -53,12 +55,13 @@ impl ReportCost {
 }
 
 /// The whole report.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+/// (Read back by `loadgen report --from`: the text fields the code writes are `Cow`s.)
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct CostDocument {
     /// [`SCHEMA_ID`].
-    pub schema: &'static str,
+    pub schema: Cow<'static, str>,
     /// Where the numbers came from: `local` or `aws`.
-    pub origin: &'static str,
+    pub origin: Cow<'static, str>,
     /// The window.
     pub window: WindowJson,
     /// The loadgen run it is about, when one.
@@ -145,8 +148,8 @@ pub fn compose(
         ..ReportCost::default()
     };
     Ok(CostDocument {
-        schema: SCHEMA_ID,
-        origin,
+        schema: Cow::Borrowed(SCHEMA_ID),
+        origin: Cow::Borrowed(origin),
         window: WindowJson {
             start: window.start.to_rfc3339_opts(SecondsFormat::Millis, true),
             end: window.end.to_rfc3339_opts(SecondsFormat::Millis, true),

@@ -92,7 +92,7 @@ impl ServiceUsage {
 }
 
 /// Dollars, by billing line.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct CostLines {
     /// Lambda requests.
     pub lambda_requests: f64,

@@ -16,7 +16,9 @@
 //! - **Service consolidation**: a service whose fixed service-hour costs more than all its
 //!   variable cost at the window's rate; merging it into its caller saves its 730 hours a month.
 
-use serde::Serialize;
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
 
 use crate::model::BYTES_PER_GB;
 use crate::prices::{self, PriceError, PriceTable};
@@ -30,10 +32,10 @@ pub const RIGHT_SIZING_MIN_INVOCATIONS: u64 = 50;
 pub const XRAY_DEFAULT_RATE: f64 = 0.05;
 
 /// One recommendation.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Recommendation {
     /// Which rule.
-    pub rule: &'static str,
+    pub rule: Cow<'static, str>,
     /// The service it is about, if one.
     pub service: Option<String>,
     /// What to do, and why, in a sentence.
@@ -43,7 +45,7 @@ pub struct Recommendation {
     /// The most it saves a month (USD).
     pub saving_high_usd_per_month: f64,
     /// The rule's source.
-    pub source: &'static str,
+    pub source: Cow<'static, str>,
 }
 
 /// The recommendations for `report`, priced by `table`, with `traced_fraction` of orders traced
@@ -87,7 +89,7 @@ fn right_sizing(report: &CostReport, months: f64) -> Vec<Recommendation> {
             (target < row.memory_mb).then(|| {
                 let share = 1.0 - f64::from(target) / f64::from(row.memory_mb);
                 Recommendation {
-                    rule: "memory right-sizing",
+                    rule: Cow::Borrowed("memory right-sizing"),
                     service: Some(row.service.clone()),
                     advice: format!(
                         "{}: peak {} MB of {} MB; try {} MB, and measure with AWS Lambda Power Tuning before changing (less memory is less CPU, so duration may grow)",
@@ -95,7 +97,7 @@ fn right_sizing(report: &CostReport, months: f64) -> Vec<Recommendation> {
                     ),
                     saving_low_usd_per_month: 0.0,
                     saving_high_usd_per_month: row.cost.lambda_compute * share * months,
-                    source: "AWS Compute Optimizer, Lambda function recommendations (eligibility: memory <= 1,792 MB, >= 50 invocations)",
+                    source: Cow::Borrowed("AWS Compute Optimizer, Lambda function recommendations (eligibility: memory <= 1,792 MB, >= 50 invocations)"),
                 }
             })
         })
@@ -108,7 +110,7 @@ fn sampling(report: &CostReport, traced_fraction: f64, months: f64) -> Option<Re
     }
     let saving = report.total.xray * (1.0 - XRAY_DEFAULT_RATE / traced_fraction) * months;
     Some(Recommendation {
-        rule: "X-Ray sampling",
+        rule: Cow::Borrowed("X-Ray sampling"),
         service: None,
         advice: format!(
             "{:.0} % of orders are traced; X-Ray's default 5 % keeps the service map and the latency distribution at a twentieth of the trace cost",
@@ -116,7 +118,7 @@ fn sampling(report: &CostReport, traced_fraction: f64, months: f64) -> Option<Re
         ),
         saving_low_usd_per_month: saving,
         saving_high_usd_per_month: saving,
-        source: "AWS X-Ray developer guide, sampling rules (default: 1 request per second, then 5 %)",
+        source: Cow::Borrowed("AWS X-Ray developer guide, sampling rules (default: 1 request per second, then 5 %)"),
     })
 }
 
@@ -133,7 +135,7 @@ fn log_bytes(
     let per_byte = table.usd(prices::LOGS_VENDED)? / BYTES_PER_GB;
     let saving = invocations as f64 * 100.0 * per_byte * months;
     Ok(Some(Recommendation {
-        rule: "log bytes per request",
+        rule: Cow::Borrowed("log bytes per request"),
         service: None,
         advice: format!(
             "the functions' logs cost {:.1}x their compute; every 100 bytes less per invocation saves the amount shown",
@@ -141,7 +143,7 @@ fn log_bytes(
         ),
         saving_low_usd_per_month: saving,
         saving_high_usd_per_month: saving,
-        source: "Amazon CloudWatch pricing, vended logs per GB ingested",
+        source: Cow::Borrowed("Amazon CloudWatch pricing, vended logs per GB ingested"),
     }))
 }
 
@@ -160,7 +162,7 @@ fn arm64(
         .map(|(service, gb_seconds)| {
             let saving = gb_seconds * (x86 - arm) * months;
             Recommendation {
-                rule: "arm64",
+                rule: Cow::Borrowed("arm64"),
                 service: Some(service.clone()),
                 advice: format!(
                     "{service} runs on x86_64; arm64 is {:.0} % cheaper per GB-second (rebuild with cargo lambda --arm64)",
@@ -168,7 +170,7 @@ fn arm64(
                 ),
                 saving_low_usd_per_month: saving,
                 saving_high_usd_per_month: saving,
-                source: "AWS Lambda pricing, duration per GB-second by architecture",
+                source: Cow::Borrowed("AWS Lambda pricing, duration per GB-second by architecture"),
             }
         })
         .collect())
@@ -186,7 +188,7 @@ fn consolidation(
         .map(|row| {
             let saving = hour * HOURS_PER_MONTH;
             Recommendation {
-                rule: "service consolidation",
+                rule: Cow::Borrowed("service consolidation"),
                 service: Some(row.service.clone()),
                 advice: format!(
                     "{}'s Lattice service-hour costs more than all its traffic at this rate ({:.2}x); calling it in-process from its caller removes the hour",
@@ -195,7 +197,7 @@ fn consolidation(
                 ),
                 saving_low_usd_per_month: saving,
                 saving_high_usd_per_month: saving,
-                source: "VPC Lattice pricing, per service per hour",
+                source: Cow::Borrowed("VPC Lattice pricing, per service per hour"),
             }
         })
         .collect())
@@ -251,7 +253,7 @@ mod tests {
         let found = recommend(&report, &table, 1.0, &[("order".into(), 1.5)]).unwrap();
         let fired: Vec<(&str, Option<&str>)> = found
             .iter()
-            .map(|r| (r.rule, r.service.as_deref()))
+            .map(|r| (r.rule.as_ref(), r.service.as_deref()))
             .collect();
         assert_eq!(
             fired,

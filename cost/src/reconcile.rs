@@ -45,7 +45,7 @@
 use std::collections::BTreeSet;
 
 use chrono::NaiveDate;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::model::CostLines;
 use crate::report::CostReport;
@@ -197,7 +197,7 @@ pub fn group_of(line: &BillLine) -> Option<&'static str> {
 }
 
 /// One group: the model beside the bill.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ReconciledRow {
     /// The group ([`RULES`]).
     pub group: String,
@@ -218,7 +218,7 @@ pub struct ReconciledRow {
 }
 
 /// A billed charge the model has no line for.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NotModelled {
     /// Its SERVICE.
     pub service: String,
@@ -231,7 +231,7 @@ pub struct NotModelled {
 }
 
 /// The model beside the bill.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Reconciliation {
     /// The bill's first day.
     pub start_day: String,

@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::model::{CostLines, Rates};
 use crate::prices::{PriceError, PriceTable};
@@ -38,7 +38,7 @@ pub struct Scope {
 }
 
 /// One service's row.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct ServiceRow {
     /// The service.
     pub service: String,
@@ -84,7 +84,7 @@ pub struct ServiceRow {
 }
 
 /// One point of the projection.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct ProjectionPoint {
     /// Orders per second, steady.
     pub orders_per_second: f64,
@@ -97,7 +97,7 @@ pub struct ProjectionPoint {
 }
 
 /// A free tier, shown apart.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct FreeTierLine {
     /// The price line.
     pub line: String,
@@ -108,7 +108,7 @@ pub struct FreeTierLine {
 }
 
 /// The report's figures.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct CostReport {
     /// The price table's Region.
     pub region: String,

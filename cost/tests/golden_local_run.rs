@@ -235,6 +235,10 @@ async fn every_figure_of_a_recorded_local_run_is_recomputed_from_the_raw_records
     let table = PriceTable::built_in();
     let document = compose(&gathered, &stack, (&window, Some(&run_id)), &table, "local").unwrap();
     let report = &document.report;
+    // A saved report reads back whole (`loadgen report --from` draws its cost from it).
+    let written = serde_json::to_string(&document).unwrap();
+    let read_back: lattice_cost::document::CostDocument = serde_json::from_str(&written).unwrap();
+    assert_eq!(read_back, document);
 
     let price = |line: &str| table.usd(line).unwrap();
     let access = access_counts(&stack);

@@ -491,6 +491,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Report> {
             warmup: outcome.warmup_requests,
             late: outcome.late,
             dropped: outcome.dropped,
+            warmup_length: args.warmup,
             measured_seconds: outcome.measured.as_secs_f64(),
             dispatched_rps: outcome.dispatched_rate,
             segments_not_sent: sink.failed(),

@@ -113,6 +113,8 @@ struct Shared {
     sink: Arc<SegmentSink>,
     run_id: String,
     scenario: String,
+    /// The run's start: the series counts its seconds from here.
+    started: Instant,
     measure_from: Instant,
     orders: OrderGenerator,
 }
@@ -166,9 +168,7 @@ async fn one_order(
             uncorrected: done.saturating_duration_since(sent_at),
             status,
             error,
-            second: intended
-                .saturating_duration_since(shared.measure_from)
-                .as_secs(),
+            second: intended.saturating_duration_since(shared.started).as_secs(),
         },
         warmup,
         traced: order.traced,
@@ -215,15 +215,16 @@ impl Recorder {
             None => self.unanswered += 1,
         }
         self.traced += u64::from(finished.traced);
+        // The series shows the warm-up too (its seconds marked); the statistics leave it out.
+        self.for_series.push(finished.sample);
+        if self.for_series.len() >= SERIES_BATCH {
+            self.flush();
+        }
         if finished.warmup {
             self.warmup += 1;
             return;
         }
         self.stats.record(&finished.sample);
-        self.for_series.push(finished.sample);
-        if self.for_series.len() >= SERIES_BATCH {
-            self.flush();
-        }
         if self.stats.requests().is_multiple_of(64) {
             self.live.p99_us.store(
                 self.stats.corrected.value_at_quantile(0.99),
@@ -361,12 +362,13 @@ pub async fn drive(
         sink,
         run_id: config.run_id.clone(),
         scenario: config.scenario.clone(),
+        started: t0,
         measure_from,
         orders: OrderGenerator::new(config.seed, &config.run_id)
             .with_sample_rate(config.sample_rate),
     });
     let interrupted = Arc::new(AtomicBool::new(false));
-    let series = Arc::new(Mutex::new(Series::new(config.timeout)));
+    let series = Arc::new(Mutex::new(Series::new(config.timeout, config.warmup)));
     let (mut late, mut dropped, mut sent, mut dispatched_rate) = (0u64, 0u64, 0u64, None);
     let mut recorder = match &config.model {
         LoadModel::Open {

@@ -24,6 +24,8 @@ pub const EXPECTED_CHAIN: [(&str, &str); 3] = [
 pub const BATCH: usize = 5;
 /// Incomplete traces listed in the report.
 pub const LISTED: usize = 10;
+/// Slowest traces listed in the report.
+pub const SLOWEST: usize = 10;
 
 /// What to look for.
 #[derive(Clone, Debug)]
@@ -49,6 +51,54 @@ pub struct Incomplete {
     pub trace_id: String,
     /// What is missing or unlinked.
     pub missing: Vec<String>,
+}
+
+/// One of the run's slowest traces, from its X-Ray summary.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SlowTrace {
+    /// Its id.
+    pub trace_id: String,
+    /// From its first segment's start to its last one's end, ms.
+    pub duration_ms: f64,
+    /// The root segment's response time, ms.
+    pub response_time_ms: Option<f64>,
+    /// The root's HTTP status.
+    pub status: Option<u16>,
+    /// A segment faulted (5xx).
+    pub fault: bool,
+    /// A segment erred (4xx).
+    pub error: bool,
+    /// A segment was throttled (429).
+    pub throttle: bool,
+}
+
+impl SlowTrace {
+    fn from_summary(summary: &aws_sdk_xray::types::TraceSummary) -> Option<Self> {
+        let ms = |seconds: f64| (seconds * 1e6).round() / 1e3;
+        Some(Self {
+            trace_id: summary.id()?.to_owned(),
+            duration_ms: ms(summary.duration()?),
+            response_time_ms: summary.response_time().map(ms),
+            status: summary
+                .http()
+                .and_then(|h| h.http_status())
+                .and_then(|s| u16::try_from(s).ok()),
+            fault: summary.has_fault().unwrap_or(false),
+            error: summary.has_error().unwrap_or(false),
+            throttle: summary.has_throttle().unwrap_or(false),
+        })
+    }
+}
+
+/// The [`SLOWEST`] of `traces`, slowest first (ties by id).
+pub fn slowest(mut traces: Vec<SlowTrace>) -> Vec<SlowTrace> {
+    traces.sort_by(|a, b| {
+        b.duration_ms
+            .total_cmp(&a.duration_ms)
+            .then_with(|| a.trace_id.cmp(&b.trace_id))
+    });
+    traces.truncate(SLOWEST);
+    traces
 }
 
 /// Errors seen in one service's segments.
@@ -79,6 +129,8 @@ pub struct Inspection {
     pub complete_percent: f64,
     /// The first incomplete ones.
     pub incomplete: Vec<Incomplete>,
+    /// The slowest traces found, slowest first.
+    pub slowest: Vec<SlowTrace>,
     /// Per service.
     pub by_service: BTreeMap<String, ServiceOutcomes>,
     /// The service graph over the run's window.
@@ -91,9 +143,12 @@ fn when(t: SystemTime) -> DateTime {
     DateTime::from(t)
 }
 
-/// Ids of every trace annotated with `run_id` in the window.
-pub async fn find_traces(client: &Client, config: &InspectConfig) -> anyhow::Result<Vec<String>> {
-    let mut ids = Vec::new();
+/// Every trace annotated with `run_id` in the window, as its summary says.
+pub async fn find_traces(
+    client: &Client,
+    config: &InspectConfig,
+) -> anyhow::Result<Vec<SlowTrace>> {
+    let mut found = Vec::new();
     let mut token = None;
     loop {
         let page = client
@@ -107,14 +162,14 @@ pub async fn find_traces(client: &Client, config: &InspectConfig) -> anyhow::Res
             .set_next_token(token)
             .send()
             .await?;
-        ids.extend(
+        found.extend(
             page.trace_summaries()
                 .iter()
-                .filter_map(|s| s.id().map(str::to_owned)),
+                .filter_map(SlowTrace::from_summary),
         );
         token = page.next_token().map(str::to_owned);
         if token.is_none() {
-            return Ok(ids);
+            return Ok(found);
         }
     }
 }
@@ -267,27 +322,29 @@ pub async fn inspect(
     mut progress: impl FnMut(&str),
 ) -> anyhow::Result<Inspection> {
     let began = Instant::now();
-    let mut ids = find_traces(client, config).await?;
-    let mut last_count = ids.len();
+    let mut found = find_traces(client, config).await?;
+    let mut last_count = found.len();
     let mut stable_since = Instant::now();
-    while (ids.len() as u64) < config.expected && began.elapsed() < config.wait {
+    while (found.len() as u64) < config.expected && began.elapsed() < config.wait {
         progress(&format!(
             "waiting for traces: {}/{}",
-            ids.len(),
+            found.len(),
             config.expected
         ));
         tokio::time::sleep(Duration::from_millis(500)).await;
-        ids = find_traces(client, config).await?;
-        if ids.len() != last_count {
-            last_count = ids.len();
+        found = find_traces(client, config).await?;
+        if found.len() != last_count {
+            last_count = found.len();
             stable_since = Instant::now();
         } else if config.expected == 0 && stable_since.elapsed() > Duration::from_secs(3) {
             break;
         }
     }
     let waited_seconds = began.elapsed().as_secs_f64();
+    let ids: Vec<String> = found.iter().map(|t| t.trace_id.clone()).collect();
     let mut inspection = Inspection {
         traces_found: ids.len() as u64,
+        slowest: slowest(found),
         traces_expected: config.expected,
         waited_seconds,
         ..Inspection::default()

@@ -1,5 +1,25 @@
 //! The service map from GetServiceGraph: nodes and edges with their request counts, outcomes and
-//! latency, printed as a table or written as Mermaid or Graphviz DOT.
+//! latency, printed as a table or written as Mermaid or Graphviz DOT (the HTML report draws it:
+//! `html::service_map`).
+//!
+//! # Node kinds
+//! Each node's X-Ray type is kept as X-Ray gave it (`node_type`), and classified ([`NodeKind`]):
+//! - `client`: X-Ray's node in front of each root segment (type `client`).
+//! - `loadgen`: loadgen's own segments, the root of every order's trace. They carry no
+//!   `origin` (loadgen runs on no AWS compute resource X-Ray names), so X-Ray has no resource type
+//!   for them: the local X-Ray writes `unknown`; a node named `loadgen` with any type that is not
+//!   an AWS one is this kind.
+//! - `lambda_service`: `AWS::Lambda`, Lambda's own segment of an invocation. It appears only in
+//!   Lambda's own sampled traces ("facade" traces): Lattice invokes a function with no trace
+//!   header of the caller's, so Lambda samples the invocation itself (1 per second, then 5 %) in
+//!   a trace of its own, drawn as client → `AWS::Lambda` → `AWS::Lambda::Function`, beside the
+//!   order's trace through the same function.
+//! - `lambda_function`: `AWS::Lambda::Function`, a function's segment (the services' own, named
+//!   after the function).
+//! - `dynamodb_table`: `AWS::DynamoDB::Table`, inferred from a DynamoDB call naming one table.
+//! - `aws_service`: another `AWS::…` type (an AWS call with no table).
+//! - `remote`: a downstream call nobody answered with a segment.
+//! - `other`: any other type.
 
 use aws_sdk_xray::types::{HistogramEntry, Service};
 use serde::{Deserialize, Serialize};
@@ -38,13 +58,70 @@ impl Traffic {
     }
 }
 
+/// What a node is (see the module's docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeKind {
+    /// X-Ray's client node.
+    Client,
+    /// loadgen's own segments.
+    Loadgen,
+    /// `AWS::Lambda`.
+    LambdaService,
+    /// `AWS::Lambda::Function`.
+    LambdaFunction,
+    /// `AWS::DynamoDB::Table`.
+    DynamodbTable,
+    /// Another `AWS::…` type.
+    AwsService,
+    /// `remote`.
+    Remote,
+    /// Anything else.
+    Other,
+}
+
+impl NodeKind {
+    /// The kind of a node named `name` of X-Ray type `node_type`.
+    pub fn of(name: &str, node_type: &str) -> Self {
+        match node_type {
+            "client" => Self::Client,
+            "AWS::Lambda" => Self::LambdaService,
+            "AWS::Lambda::Function" => Self::LambdaFunction,
+            DYNAMODB_TABLE => Self::DynamodbTable,
+            "remote" => Self::Remote,
+            t if t.starts_with("AWS::") => Self::AwsService,
+            _ if name == "loadgen" => Self::Loadgen,
+            _ => Self::Other,
+        }
+    }
+
+    /// Its name for people (the legend's).
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Client => "client",
+            Self::Loadgen => "loadgen",
+            Self::LambdaService => "Lambda service (AWS::Lambda)",
+            Self::LambdaFunction => "Lambda function (AWS::Lambda::Function)",
+            Self::DynamodbTable => "DynamoDB table",
+            Self::AwsService => "AWS service",
+            Self::Remote => "remote",
+            Self::Other => "other",
+        }
+    }
+}
+
 /// A node.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Node {
+    /// X-Ray's reference id: unique in the map (two nodes can share a name: Lambda's service
+    /// node and its function's).
+    pub id: i32,
     /// Name (`client` for the client node).
     pub name: String,
     /// X-Ray type (`AWS::Lambda::Function`, `client`, …).
     pub node_type: String,
+    /// What it is.
+    pub kind: NodeKind,
     /// Its traffic.
     pub traffic: Traffic,
 }
@@ -56,6 +133,10 @@ pub struct Edge {
     pub from: String,
     /// Callee.
     pub to: String,
+    /// The caller's [`Node::id`].
+    pub from_id: i32,
+    /// The callee's.
+    pub to_id: i32,
     /// Its traffic.
     pub traffic: Traffic,
 }
@@ -137,6 +218,12 @@ fn display_name(service: &Service) -> String {
     }
 }
 
+/// Under the table when Lambda's own traces are in the map.
+pub const FACADE_NOTE: &str =
+    "  client -> AWS::Lambda entries are Lambda's own sampled traces of invocations Lattice made: \
+Lattice passes Lambda no trace header of the caller's, so Lambda samples those invocations itself \
+(1/s, then 5 %) in traces of their own, beside the orders' traces through the same functions.\n";
+
 /// X-Ray's node type for a DynamoDB table (a DynamoDB call that names one table).
 pub const DYNAMODB_TABLE: &str = "AWS::DynamoDB::Table";
 
@@ -153,9 +240,13 @@ impl ServiceMap {
         let mut map = Self::default();
         for service in services {
             let stats = service.summary_statistics().map(|s| counts!(s));
+            let name = display_name(service);
+            let node_type = service.r#type().unwrap_or("").to_owned();
             map.nodes.push(Node {
-                name: display_name(service),
-                node_type: service.r#type().unwrap_or("").to_owned(),
+                id: service.reference_id().unwrap_or(-1),
+                kind: NodeKind::of(&name, &node_type),
+                name,
+                node_type,
                 traffic: traffic(stats, service.response_time_histogram()),
             });
             for edge in service.edges() {
@@ -163,13 +254,17 @@ impl ServiceMap {
                 map.edges.push(Edge {
                     from: display_name(service),
                     to: name_of(edge.reference_id()),
+                    from_id: service.reference_id().unwrap_or(-1),
+                    to_id: edge.reference_id().unwrap_or(-1),
                     traffic: traffic(stats, edge.response_time_histogram()),
                 });
             }
         }
-        map.nodes.sort_by(|a, b| a.name.cmp(&b.name));
-        map.edges
-            .sort_by(|a, b| (&a.from, &a.to).cmp(&(&b.from, &b.to)));
+        map.nodes
+            .sort_by(|a, b| (&a.name, a.kind).cmp(&(&b.name, b.kind)));
+        map.edges.sort_by(|a, b| {
+            (&a.from, &a.to, a.from_id, a.to_id).cmp(&(&b.from, &b.to, b.from_id, b.to_id))
+        });
         map
     }
 
@@ -205,17 +300,19 @@ impl ServiceMap {
                 &edge.traffic,
             ));
         }
+        if self.nodes.iter().any(|n| n.kind == NodeKind::LambdaService) {
+            out.push_str(FACADE_NOTE);
+        }
         out
     }
 
-    /// Mermaid `graph LR`.
+    /// Mermaid `graph LR` (node ids from X-Ray's reference ids: names can repeat).
     pub fn to_mermaid(&self) -> String {
-        let id = |name: &str| name.replace(|c: char| !c.is_ascii_alphanumeric(), "_");
         let mut out = String::from("graph LR\n");
         for node in &self.nodes {
             out.push_str(&format!(
-                "  {}[\"{}<br/>{}<br/>{}\"]\n",
-                id(&node.name),
+                "  n{}[\"{}<br/>{}<br/>{}\"]\n",
+                node.id,
                 node.name,
                 node.node_type,
                 node.traffic.node_label()
@@ -223,10 +320,10 @@ impl ServiceMap {
         }
         for edge in &self.edges {
             out.push_str(&format!(
-                "  {} -->|\"{}\"| {}\n",
-                id(&edge.from),
+                "  n{} -->|\"{}\"| n{}\n",
+                edge.from_id,
                 edge.traffic.edge_label(),
-                id(&edge.to)
+                edge.to_id
             ));
         }
         out
@@ -237,8 +334,8 @@ impl ServiceMap {
         let mut out = String::from("digraph service_map {\n  rankdir=LR;\n");
         for node in &self.nodes {
             out.push_str(&format!(
-                "  \"{}\" [label=\"{}\\n{}\\n{}\"];\n",
-                node.name,
+                "  n{} [label=\"{}\\n{}\\n{}\"];\n",
+                node.id,
                 node.name,
                 node.node_type,
                 node.traffic.node_label()
@@ -246,9 +343,9 @@ impl ServiceMap {
         }
         for edge in &self.edges {
             out.push_str(&format!(
-                "  \"{}\" -> \"{}\" [label=\"{}\"];\n",
-                edge.from,
-                edge.to,
+                "  n{} -> n{} [label=\"{}\"];\n",
+                edge.from_id,
+                edge.to_id,
                 edge.traffic.edge_label()
             ));
         }
@@ -274,11 +371,38 @@ mod tests {
     }
 
     #[test]
+    fn node_kinds_follow_the_xray_types() {
+        assert_eq!(NodeKind::of("loadgen", "unknown"), NodeKind::Loadgen);
+        assert_eq!(NodeKind::of("loadgen", ""), NodeKind::Loadgen);
+        assert_eq!(NodeKind::of("client", "client"), NodeKind::Client);
+        assert_eq!(
+            NodeKind::of("order", "AWS::Lambda"),
+            NodeKind::LambdaService
+        );
+        assert_eq!(
+            NodeKind::of("order", "AWS::Lambda::Function"),
+            NodeKind::LambdaFunction
+        );
+        assert_eq!(
+            NodeKind::of("inventory (DynamoDB table)", "AWS::DynamoDB::Table"),
+            NodeKind::DynamodbTable
+        );
+        assert_eq!(
+            NodeKind::of("DynamoDB", "AWS::DynamoDB"),
+            NodeKind::AwsService
+        );
+        assert_eq!(NodeKind::of("bank", "remote"), NodeKind::Remote);
+        assert_eq!(NodeKind::of("web", "unknown"), NodeKind::Other);
+    }
+
+    #[test]
     fn renders_mermaid_and_dot() {
         let map = ServiceMap {
             nodes: vec![Node {
+                id: 1,
                 name: "order".into(),
                 node_type: "AWS::Lambda::Function".into(),
+                kind: NodeKind::LambdaFunction,
                 traffic: Traffic {
                     requests: 3,
                     ..Traffic::default()
@@ -287,6 +411,8 @@ mod tests {
             edges: vec![Edge {
                 from: "loadgen".into(),
                 to: "order".into(),
+                from_id: 0,
+                to_id: 1,
                 traffic: Traffic {
                     requests: 3,
                     avg_ms: 2.0,
@@ -296,11 +422,11 @@ mod tests {
         };
         assert_eq!(
             map.to_mermaid(),
-            "graph LR\n  order[\"order<br/>AWS::Lambda::Function<br/>3 req, 0 fault, p99 0.0 ms\"]\n  loadgen -->|\"3 req, avg 2.0 ms\"| order\n"
+            "graph LR\n  n1[\"order<br/>AWS::Lambda::Function<br/>3 req, 0 fault, p99 0.0 ms\"]\n  n0 -->|\"3 req, avg 2.0 ms\"| n1\n"
         );
         assert!(map
             .to_dot()
-            .contains("\"loadgen\" -> \"order\" [label=\"3 req, avg 2.0 ms\"];"));
+            .contains("n0 -> n1 [label=\"3 req, avg 2.0 ms\"];"));
         assert!(map.to_table().contains("loadgen -> order"));
     }
 }

@@ -10,10 +10,12 @@ use serde::{Deserialize, Serialize};
 use crate::conservation::StockConservation;
 
 use crate::inspect::Inspection;
-use crate::stats::{percentiles, ErrorKind, Percentiles, RunStats, SecondStats};
+use crate::stats::{
+    distribution, percentiles, ErrorKind, PercentilePoint, Percentiles, RunStats, SecondStats,
+};
 
 /// The report format's version.
-pub const SCHEMA: &str = "loadgen-report/2";
+pub const SCHEMA: &str = "loadgen-report/3";
 
 /// Request counts.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -54,6 +56,17 @@ pub struct Latency {
     pub corrected: Percentiles,
     /// From the send.
     pub uncorrected: Percentiles,
+    /// The whole distributions, as HdrHistogram prints them.
+    pub distribution: LatencyDistribution,
+}
+
+/// The percentile distributions of both histograms.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LatencyDistribution {
+    /// From the intended start.
+    pub corrected: Vec<PercentilePoint>,
+    /// From the send.
+    pub uncorrected: Vec<PercentilePoint>,
 }
 
 /// One Lattice service's access-log lines in a local run.
@@ -166,6 +179,8 @@ pub struct Report {
     pub interrupted: bool,
     /// Counts.
     pub requests: Requests,
+    /// Length of the warm-up, s (its seconds are marked in the series).
+    pub warmup_seconds: f64,
     /// Length of the measured part, s.
     pub measured_seconds: f64,
     /// Measured requests per second.
@@ -178,7 +193,7 @@ pub struct Report {
     pub statuses: BTreeMap<String, u64>,
     /// The error taxonomy.
     pub errors: Vec<ErrorCount>,
-    /// Per second.
+    /// Per second, warm-up included.
     pub series: Vec<SecondStats>,
     /// loadgen's own segment documents it could not hand to X-Ray.
     pub segments_not_sent: u64,
@@ -186,15 +201,14 @@ pub struct Report {
     pub inspection: Option<Inspection>,
     /// Local runs only.
     pub local: Option<LocalCheck>,
-    /// Local runs only: what the run cost. (Written, never read back: a runner's report has
-    /// none, and the document is output only.)
-    #[serde(default, skip_deserializing)]
+    /// Local runs only: what the run cost.
+    #[serde(default)]
     pub cost: Option<CostSection>,
 }
 
 /// A local run's cost: the `lattice-cost/1` document (`cost/report.schema.json`), or why there is
 /// none (the run goes on without it: a cost report must not fail a load run).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CostSection {
     /// The report.
@@ -230,6 +244,8 @@ pub struct RunFacts {
     pub late: u64,
     /// Dropped.
     pub dropped: u64,
+    /// Warm-up length.
+    pub warmup_length: std::time::Duration,
     /// Measured length.
     pub measured_seconds: f64,
     /// Dispatched rate.
@@ -264,6 +280,7 @@ impl Report {
                 late: facts.late,
                 dropped: facts.dropped,
             },
+            warmup_seconds: facts.warmup_length.as_secs_f64(),
             measured_seconds: facts.measured_seconds,
             throughput_rps: if facts.measured_seconds > 0.0 {
                 measured as f64 / facts.measured_seconds
@@ -274,6 +291,10 @@ impl Report {
             latency: Latency {
                 corrected: percentiles(&stats.corrected),
                 uncorrected: percentiles(&stats.uncorrected),
+                distribution: LatencyDistribution {
+                    corrected: distribution(&stats.corrected),
+                    uncorrected: distribution(&stats.uncorrected),
+                },
             },
             statuses: stats
                 .statuses

@@ -66,17 +66,55 @@ pub struct Sample {
     pub second: u64,
 }
 
-/// One second of the run.
+/// One second of the run, warm-up included: the requests whose intended start fell in it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SecondStats {
-    /// Seconds since the start of measurement.
+    /// Seconds since the run's start.
     pub second: u64,
+    /// The second began before the warm-up ended: its requests are not in the statistics.
+    pub warmup: bool,
     /// Requests finished in it.
     pub requests: u64,
     /// Of which failed.
     pub errors: u64,
+    /// Median of their corrected latency, ms.
+    pub p50_ms: f64,
     /// 99th percentile of their corrected latency, ms.
     pub p99_ms: f64,
+}
+
+/// One point of a histogram's percentile distribution (HdrHistogram's percentile output: the
+/// steps halve the distance to 100 % every `DISTRIBUTION_TICKS` points).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PercentilePoint {
+    /// The share of requests at or below `value_ms`, percent.
+    pub percentile: f64,
+    /// The latency, ms.
+    pub value_ms: f64,
+    /// Requests at or below it.
+    pub count: u64,
+}
+
+/// Points per halving of the distance to 100 % (HdrHistogram's own default is 5).
+pub const DISTRIBUTION_TICKS: u32 = 5;
+
+/// `histogram`'s percentile distribution, from its lowest value to its highest (empty when it
+/// holds nothing).
+pub fn distribution(histogram: &Histogram<u64>) -> Vec<PercentilePoint> {
+    if histogram.is_empty() {
+        return Vec::new();
+    }
+    let mut points = Vec::new();
+    let mut count = 0;
+    for step in histogram.iter_quantiles(DISTRIBUTION_TICKS) {
+        count += step.count_since_last_iteration();
+        points.push(PercentilePoint {
+            percentile: (step.quantile_iterated_to() * 100.0 * 1e6).round() / 1e6,
+            value_ms: ms(step.value_iterated_to()),
+            count,
+        });
+    }
+    points
 }
 
 /// Percentiles of a histogram, in milliseconds.
@@ -193,16 +231,35 @@ pub struct Series {
     live: BTreeMap<u64, (u64, u64, Histogram<u64>)>,
     done: BTreeMap<u64, SecondStats>,
     horizon: u64,
+    warmup: Duration,
 }
 
 impl Series {
     /// A series keeping histograms for the last `horizon` seconds (the request timeout, plus
-    /// margin: no request can finish later than that).
-    pub fn new(horizon: Duration) -> Self {
+    /// margin: no request can finish later than that), its seconds before `warmup` marked.
+    pub fn new(horizon: Duration, warmup: Duration) -> Self {
         Self {
             live: BTreeMap::new(),
             done: BTreeMap::new(),
             horizon: horizon.as_secs() + 2,
+            warmup,
+        }
+    }
+
+    fn second_stats(
+        &self,
+        second: u64,
+        requests: u64,
+        errors: u64,
+        h: &Histogram<u64>,
+    ) -> SecondStats {
+        SecondStats {
+            second,
+            warmup: Duration::from_secs(second) < self.warmup,
+            requests,
+            errors,
+            p50_ms: ms(h.value_at_quantile(0.50)),
+            p99_ms: ms(h.value_at_quantile(0.99)),
         }
     }
 
@@ -239,15 +296,8 @@ impl Series {
 
     fn compact(&mut self, second: u64) {
         if let Some((requests, errors, h)) = self.live.remove(&second) {
-            self.done.insert(
-                second,
-                SecondStats {
-                    second,
-                    requests,
-                    errors,
-                    p99_ms: ms(h.value_at_quantile(0.99)),
-                },
-            );
+            let stats = self.second_stats(second, requests, errors, &h);
+            self.done.insert(second, stats);
         }
     }
 
@@ -259,16 +309,9 @@ impl Series {
     /// Every second so far, in order.
     pub fn seconds(&self) -> Vec<SecondStats> {
         let mut out: Vec<SecondStats> = self.done.values().cloned().collect();
-        out.extend(
-            self.live
-                .iter()
-                .map(|(second, (requests, errors, h))| SecondStats {
-                    second: *second,
-                    requests: *requests,
-                    errors: *errors,
-                    p99_ms: ms(h.value_at_quantile(0.99)),
-                }),
-        );
+        out.extend(self.live.iter().map(|(second, (requests, errors, h))| {
+            self.second_stats(*second, *requests, *errors, h)
+        }));
         out.sort_by_key(|s| s.second);
         out
     }
@@ -307,6 +350,27 @@ mod tests {
     }
 
     #[test]
+    fn the_distribution_climbs_to_the_maximum_and_counts_every_request() {
+        let mut stats = RunStats::default();
+        for i in 1..=1000 {
+            stats.record(&sample(i, 201, 0));
+        }
+        let points = distribution(&stats.corrected);
+        let last = points.last().unwrap();
+        assert_eq!(last.percentile, 100.0);
+        assert_eq!(last.count, 1000);
+        assert!((last.value_ms - 1000.0).abs() <= 1.0, "{last:?}");
+        assert!(points.windows(2).all(|w| w[0].percentile <= w[1].percentile
+            && w[0].value_ms <= w[1].value_ms
+            && w[0].count <= w[1].count));
+        // Five points per halving: 50 %, 75 %, 87.5 % … each reached within its tick.
+        let at = |q: f64| points.iter().find(|p| p.percentile >= q).unwrap();
+        assert!((at(50.0).value_ms - 500.0).abs() <= 1.0, "{:?}", at(50.0));
+        assert!((at(99.0).value_ms - 990.0).abs() <= 2.0, "{:?}", at(99.0));
+        assert!(distribution(&RunStats::default().corrected).is_empty());
+    }
+
+    #[test]
     fn merging_workers_equals_recording_everything_in_one() {
         let (mut a, mut b, mut all) = (
             RunStats::default(),
@@ -335,7 +399,7 @@ mod tests {
 
     #[test]
     fn the_series_compacts_old_seconds_and_keeps_their_numbers() {
-        let mut series = Series::new(Duration::from_secs(3));
+        let mut series = Series::new(Duration::from_secs(3), Duration::from_secs(2));
         for second in 0..1000u64 {
             for i in 0..10u64 {
                 series.record(&sample(i + 1, if i == 0 { 503 } else { 201 }, second));
@@ -350,6 +414,18 @@ mod tests {
             "{:?}",
             &seconds[0]
         );
+        // Latencies 1..=10 ms: the median is 5 ms (within the 2 significant digits' bucket).
+        assert!(
+            seconds.iter().all(|s| (s.p50_ms - 5.0).abs() < 0.1),
+            "{:?}",
+            &seconds[0]
+        );
+        let warmup: Vec<u64> = seconds
+            .iter()
+            .filter(|s| s.warmup)
+            .map(|s| s.second)
+            .collect();
+        assert_eq!(warmup, [0, 1]);
         // A straggler for a compacted second is still counted.
         series.record(&sample(50, 201, 0));
         assert_eq!(series.seconds()[0].requests, 11);

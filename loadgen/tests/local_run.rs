@@ -3,6 +3,7 @@
 
 use clap::Parser;
 use loadgen::cli::Cli;
+use loadgen::map::NodeKind;
 use loadgen::report::CostSection;
 use serde_json::Value;
 
@@ -67,6 +68,61 @@ async fn a_local_run_has_complete_traces_and_agrees_with_the_access_log() {
     // The tables are on the map, each behind the service that owns it.
     assert!(edge("inventory", "inventory (DynamoDB table)").is_some_and(|n| n >= 300));
     assert!(edge("payment", "payments (DynamoDB table)").is_some_and(|n| n >= 2 * 290));
+    // Lambda's own sampled traces: client → order (AWS::Lambda) → order (AWS::Lambda::Function).
+    let graph = &inspection.service_map;
+    let node = |name: &str, kind: NodeKind| {
+        let found: Vec<_> = graph
+            .nodes
+            .iter()
+            .filter(|n| n.name == name && n.kind == kind)
+            .collect();
+        assert_eq!(found.len(), 1, "{name} {kind:?}: {:#?}", graph.nodes);
+        found[0].id
+    };
+    let (facade, function) = (
+        node("order", NodeKind::LambdaService),
+        node("order", NodeKind::LambdaFunction),
+    );
+    let by_id = |from: i32, to: i32| {
+        graph
+            .edges
+            .iter()
+            .find(|e| e.from_id == from && e.to_id == to)
+            .map(|e| e.traffic.requests)
+    };
+    let facade_traces =
+        by_id(node("client", NodeKind::Client), facade).expect("client → AWS::Lambda");
+    assert!(facade_traces >= 1);
+    assert_eq!(by_id(facade, function), Some(facade_traces));
+    assert_eq!(
+        node("loadgen", NodeKind::Loadgen),
+        graph
+            .edges
+            .iter()
+            .find(|e| e.to_id == function && e.from == "loadgen")
+            .unwrap()
+            .from_id
+    );
+    // The slowest traces, slowest first, as X-Ray's summaries give them (no HTTP status: the
+    // root, loadgen's segment, holds its call in a subsegment).
+    assert_eq!(inspection.slowest.len(), 10);
+    assert!(inspection
+        .slowest
+        .windows(2)
+        .all(|w| w[0].duration_ms >= w[1].duration_ms));
+    assert!(inspection
+        .slowest
+        .iter()
+        .all(|t| t.duration_ms > 0.0 && t.response_time_ms.is_some()));
+    // The series holds every request; the distribution climbs to all 300.
+    assert_eq!(report.series.iter().map(|s| s.requests).sum::<u64>(), 300);
+    assert!(report
+        .series
+        .iter()
+        .all(|s| !s.warmup && s.p50_ms <= s.p99_ms));
+    let last = report.latency.distribution.corrected.last().unwrap();
+    assert_eq!((last.percentile, last.count), (100.0, 300));
+    assert_eq!(last.value_ms, report.latency.corrected.max_ms);
     let local = report.local.as_ref().expect("local checks");
     assert!(local.agrees, "{:#?}", local.disagreements);
     assert_eq!(local.access_log["order"].requests, 300);
@@ -172,6 +228,9 @@ async fn a_local_run_has_complete_traces_and_agrees_with_the_access_log() {
     // The JSON file is the report, and valid against the published schema.
     let written: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     assert_eq!(written, serde_json::to_value(&report).unwrap());
+    // ...and reads back whole, cost included (`loadgen report --from`).
+    let read_back: loadgen::report::Report = serde_json::from_value(written.clone()).unwrap();
+    assert_eq!(read_back, report);
     let schema: Value = serde_json::from_str(SCHEMA).unwrap();
     let validator = jsonschema::validator_for(&schema).unwrap();
     let errors: Vec<String> = validator
@@ -194,7 +253,8 @@ async fn a_local_run_has_complete_traces_and_agrees_with_the_access_log() {
     assert!(!validator.is_valid(&broken));
     let mermaid = std::fs::read_to_string(&map).unwrap();
     assert!(
-        mermaid.starts_with("graph LR\n") && mermaid.contains("loadgen -->"),
+        mermaid.starts_with("graph LR\n")
+            && mermaid.contains(&format!("n{} -->", node("loadgen", NodeKind::Loadgen))),
         "{mermaid}"
     );
 

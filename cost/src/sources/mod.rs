@@ -99,7 +99,7 @@ impl ServiceMapping {
 }
 
 /// The stack the report is about.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StackMap {
     /// Its services, the entry service first.
     pub services: Vec<ServiceMapping>,

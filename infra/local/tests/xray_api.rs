@@ -368,3 +368,86 @@ async fn summaries_page_through_more_traces_than_a_page_each_once() {
     assert_eq!(processed, 251);
     assert_eq!(found, expected, "each trace once, in arrival order");
 }
+
+/// Lambda's own trace of an invocation: the service segment (`AWS::Lambda`) and the function's
+/// segment (`AWS::Lambda::Function`) under it, in the shape of the X-Ray developer guide's
+/// "AWS Lambda and AWS X-Ray" documents. The graph draws client → service → function, as the
+/// console does.
+#[tokio::test]
+async fn the_graph_draws_lambdas_service_node_in_front_of_its_function() {
+    let store = Arc::new(TraceStore::new(100));
+    let api = XrayApi::start("127.0.0.1:0".parse().unwrap(), Arc::clone(&store))
+        .await
+        .unwrap();
+    let xray = client(&api).await;
+    let t = now();
+    let trace_id = fresh_root().to_string();
+    let service = serde_json::json!({
+        "trace_id": trace_id, "id": "1a2b3c4d5e6f7081", "name": "order", "origin": "AWS::Lambda",
+        "start_time": t - 0.050, "end_time": t,
+        "http": {"response": {"status": 200}}, "aws": {"request_id": "r-1"},
+    });
+    let function = serde_json::json!({
+        "trace_id": trace_id, "id": "2a2b3c4d5e6f7082", "parent_id": "1a2b3c4d5e6f7081",
+        "name": "order", "origin": "AWS::Lambda::Function",
+        "start_time": t - 0.040, "end_time": t - 0.010, "aws": {"request_id": "r-1"},
+    });
+    let put = xray
+        .put_trace_segments()
+        .trace_segment_documents(service.to_string())
+        .trace_segment_documents(function.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert!(put.unprocessed_trace_segments().is_empty());
+    let graph = xray
+        .get_service_graph()
+        .start_time(DateTime::from_secs_f64(t - 60.0))
+        .end_time(DateTime::from_secs_f64(t + 60.0))
+        .send()
+        .await
+        .unwrap();
+    let node = |reference: Option<i32>| {
+        let service = graph
+            .services()
+            .iter()
+            .find(|s| s.reference_id() == reference)
+            .unwrap();
+        format!(
+            "{} ({})",
+            service.name().unwrap_or("client"),
+            service.r#type().unwrap_or("")
+        )
+    };
+    let mut edges: Vec<(String, String, i64, f64)> = Vec::new();
+    for service in graph.services() {
+        for edge in service.edges() {
+            let stats = edge.summary_statistics().unwrap();
+            edges.push((
+                node(service.reference_id()),
+                node(edge.reference_id()),
+                stats.total_count().unwrap(),
+                (stats.total_response_time().unwrap() * 1000.0).round(),
+            ));
+        }
+    }
+    edges.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        edges,
+        [
+            (
+                "client (client)".into(),
+                "order (AWS::Lambda)".into(),
+                1,
+                50.0
+            ),
+            // Timed by the function's segment: 30 ms.
+            (
+                "order (AWS::Lambda)".into(),
+                "order (AWS::Lambda::Function)".into(),
+                1,
+                30.0
+            ),
+        ]
+    );
+}

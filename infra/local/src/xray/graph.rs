@@ -2,9 +2,13 @@
 //! one node per (name, type) of the segments services send; an edge from every `remote`/`aws`
 //! subsegment to the segment whose `parent_id` is that subsegment's id, or to an inferred node
 //! when no such segment arrived (a DynamoDB call's table as `AWS::DynamoDB::Table`, another AWS
-//! call's service as `AWS::<service>`, else a `remote` node named after the subsegment); and a
-//! `client` node in front of each root segment. Edge statistics come from the caller's subsegment, node statistics from the
-//! node's own segments.
+//! call's service as `AWS::<service>`, else a `remote` node named after the subsegment); an edge
+//! from a segment to each segment whose `parent_id` is that segment itself (Lambda's service
+//! segment, `AWS::Lambda`, to its function's segment, `AWS::Lambda::Function`: X-Ray's
+//! console draws that edge); and a `client` node in front of each root segment. Edge statistics
+//! come from the caller's subsegment (or, for a segment under a segment, from the callee's
+//! segment: nothing on the caller's side timed the call), node statistics from the node's own
+//! segments.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -157,6 +161,27 @@ pub fn service_graph<T: AsRef<[Entity]>>(
             .filter_map(|e| e.parent_id.as_deref().map(|p| (p, e)))
             .collect();
         let owners = owning_segments(entities);
+        let segments_by_id: HashMap<&str, &Entity> = entities
+            .iter()
+            .filter(|e| e.is_segment)
+            .map(|e| (e.id.as_str(), e))
+            .collect();
+        for child in entities.iter().filter(|e| e.is_segment) {
+            let Some(parent) = child
+                .parent_id
+                .as_deref()
+                .and_then(|p| segments_by_id.get(p))
+            else {
+                continue;
+            };
+            nodes
+                .entry(segment_key(parent))
+                .or_default()
+                .edges
+                .entry(segment_key(child))
+                .or_default()
+                .record(&child.fields);
+        }
         for segment in entities.iter().filter(|e| e.is_segment) {
             nodes
                 .entry(segment_key(segment))
