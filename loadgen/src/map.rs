@@ -1,6 +1,5 @@
 //! The service map from GetServiceGraph: nodes and edges with their request counts, outcomes and
-//! latency, printed as a table or written as Mermaid or Graphviz DOT (the HTML report draws it:
-//! `html::service_map`).
+//! latency, printed as a table or written as Mermaid or Graphviz DOT.
 //!
 //! # Node kinds
 //! Each node's X-Ray type is kept as X-Ray gave it (`node_type`), and classified ([`NodeKind`]):
@@ -92,20 +91,6 @@ impl NodeKind {
             t if t.starts_with("AWS::") => Self::AwsService,
             _ if name == "loadgen" => Self::Loadgen,
             _ => Self::Other,
-        }
-    }
-
-    /// Its name for people (the legend's).
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::Client => "client",
-            Self::Loadgen => "loadgen",
-            Self::LambdaService => "Lambda service (AWS::Lambda)",
-            Self::LambdaFunction => "Lambda function (AWS::Lambda::Function)",
-            Self::DynamodbTable => "DynamoDB table",
-            Self::AwsService => "AWS service",
-            Self::Remote => "remote",
-            Self::Other => "other",
         }
     }
 }
@@ -368,6 +353,27 @@ mod tests {
         assert_eq!(histogram_quantile(&entries, 0.99), 50.0);
         assert_eq!(histogram_quantile(&entries, 1.0), 200.0);
         assert_eq!(histogram_quantile(&[], 0.99), 0.0);
+    }
+
+    #[test]
+    fn the_table_explains_lambdas_own_traces_only_when_they_are_on_the_map() {
+        let node = |id, name: &str, node_type: &str| Node {
+            id,
+            name: name.into(),
+            node_type: node_type.into(),
+            kind: NodeKind::of(name, node_type),
+            traffic: Traffic::default(),
+        };
+        let mut map = ServiceMap {
+            nodes: vec![
+                node(0, "loadgen", "unknown"),
+                node(1, "order", "AWS::Lambda::Function"),
+            ],
+            edges: vec![],
+        };
+        assert!(!map.to_table().contains(FACADE_NOTE));
+        map.nodes.push(node(2, "order", "AWS::Lambda"));
+        assert!(map.to_table().ends_with(FACADE_NOTE));
     }
 
     #[test]

@@ -161,33 +161,25 @@ pub fn service_graph<T: AsRef<[Entity]>>(
             .filter_map(|e| e.parent_id.as_deref().map(|p| (p, e)))
             .collect();
         let owners = owning_segments(entities);
-        let segments_by_id: HashMap<&str, &Entity> = entities
-            .iter()
-            .filter(|e| e.is_segment)
-            .map(|e| (e.id.as_str(), e))
-            .collect();
-        for child in entities.iter().filter(|e| e.is_segment) {
-            let Some(parent) = child
-                .parent_id
-                .as_deref()
-                .and_then(|p| segments_by_id.get(p))
-            else {
-                continue;
-            };
-            nodes
-                .entry(segment_key(parent))
-                .or_default()
-                .edges
-                .entry(segment_key(child))
-                .or_default()
-                .record(&child.fields);
-        }
         for segment in entities.iter().filter(|e| e.is_segment) {
             nodes
                 .entry(segment_key(segment))
                 .or_default()
                 .stats
                 .record(&segment.fields);
+            // A segment under a segment (its owner is itself, not a subsegment's segment).
+            let parent = segment.parent_id.as_deref().and_then(|p| owners.get(p));
+            if let Some(parent) =
+                parent.filter(|parent| Some(parent.id.as_str()) == segment.parent_id.as_deref())
+            {
+                nodes
+                    .entry(segment_key(parent))
+                    .or_default()
+                    .edges
+                    .entry(segment_key(segment))
+                    .or_default()
+                    .record(&segment.fields);
+            }
         }
         for root in roots(entities) {
             let key = segment_key(root);
