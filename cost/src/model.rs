@@ -91,8 +91,9 @@ impl ServiceUsage {
     }
 }
 
-/// Dollars, by billing line.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+/// Dollars, by billing line. Serialized with their [`total`](Self::total) beside them (read back,
+/// the total is recomputed from the lines).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Deserialize)]
 pub struct CostLines {
     /// Lambda requests.
     pub lambda_requests: f64,
@@ -112,6 +113,31 @@ pub struct CostLines {
     pub lambda_logs: f64,
     /// DynamoDB request units.
     pub dynamodb: f64,
+}
+
+/// The lines' field names in [`CostLines::values`]' order.
+const LINE_FIELDS: [&str; 9] = [
+    "lambda_requests",
+    "lambda_compute",
+    "lattice_requests",
+    "lattice_data",
+    "lattice_service_hours",
+    "xray",
+    "access_logs",
+    "lambda_logs",
+    "dynamodb",
+];
+
+impl Serialize for CostLines {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct as _;
+        let mut out = serializer.serialize_struct("CostLines", LINE_FIELDS.len() + 1)?;
+        for (field, value) in LINE_FIELDS.iter().zip(self.values()) {
+            out.serialize_field(field, &value)?;
+        }
+        out.serialize_field("total", &self.total())?;
+        out.end()
+    }
 }
 
 impl CostLines {
@@ -276,6 +302,22 @@ mod tests {
 
     fn close(a: f64, b: f64) -> bool {
         (a - b).abs() <= 1e-9 * b.abs().max(1.0)
+    }
+
+    #[test]
+    fn lines_serialize_with_their_total_and_read_back_from_the_lines() {
+        let lines = CostLines::from_values([0.5, 0.25, 0.0, 0.125, 1.0, 0.0625, 0.0, 0.0, 2.0]);
+        let json = serde_json::to_value(lines).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "lambda_requests": 0.5, "lambda_compute": 0.25, "lattice_requests": 0.0,
+                "lattice_data": 0.125, "lattice_service_hours": 1.0, "xray": 0.0625,
+                "access_logs": 0.0, "lambda_logs": 0.0, "dynamodb": 2.0, "total": 3.9375
+            })
+        );
+        let back: CostLines = serde_json::from_value(json).unwrap();
+        assert_eq!(back, lines);
     }
 
     /// The facts file's worked example: 3 arm64 128 MB invocations billed 40/8/8 ms, 2 Lattice

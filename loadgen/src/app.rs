@@ -14,7 +14,7 @@ use local_stack::stack::{LocalStack, StackConfig};
 use tokio::sync::watch;
 
 use crate::analytics::{local_run, telemetry_run};
-use crate::cli::{InspectArgs, MapFormat, OutputArgs, RunArgs, SeedStockArgs};
+use crate::cli::{InspectArgs, MapFormat, OutputArgs, ReportArgs, RunArgs, SeedStockArgs};
 use crate::conservation::{self, StockConservation};
 use crate::driver::{drive, DriveConfig, DriveOutcome, Live, LoadModel};
 use crate::inspect::{inspect, InspectConfig, Inspection};
@@ -118,6 +118,10 @@ fn emit(report: &Report, output: &OutputArgs) -> anyhow::Result<()> {
         std::fs::write(path, serde_json::to_vec_pretty(report)?)?;
         println!("report written to {}", path.display());
     }
+    if let Some(path) = &output.html {
+        crate::html::write(report, path)?;
+        println!("HTML report written to {}", path.display());
+    }
     if let (Some(path), Some(inspection)) = (&output.map_file, &report.inspection) {
         let text = match output.map_format {
             MapFormat::Mermaid => inspection.service_map.to_mermaid(),
@@ -125,6 +129,17 @@ fn emit(report: &Report, output: &OutputArgs) -> anyhow::Result<()> {
         };
         std::fs::write(path, text)?;
         println!("service map written to {}", path.display());
+    }
+    Ok(())
+}
+
+/// `loadgen report`: a saved report printed again, and its page written.
+pub fn saved_report(args: &ReportArgs) -> anyhow::Result<()> {
+    let report = Report::read(&args.from)?;
+    print!("{}", report.render());
+    if let Some(path) = &args.html {
+        crate::html::write(&report, path)?;
+        println!("HTML report written to {}", path.display());
     }
     Ok(())
 }

@@ -88,6 +88,20 @@ pub enum Command {
     /// projection at other rates and the recommendations, from a local stack's records or from
     /// AWS (CloudWatch, Logs Insights, X-Ray; Cost Explorer with --reconcile).
     Cost(CostArgs),
+    /// A saved run's report (`--json FILE`) again: printed, and with --html written as the
+    /// run's HTML page.
+    Report(ReportArgs),
+}
+
+/// `loadgen report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The JSON report of a run (written by `loadgen --json FILE`).
+    #[arg(long, value_name = "FILE")]
+    pub from: PathBuf,
+    /// Write the run's HTML page (the same page `loadgen --html` writes).
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
 }
 
 /// `loadgen cost`.
@@ -260,6 +274,10 @@ pub struct OutputArgs {
     /// Write the report as JSON (schema: loadgen/report.schema.json).
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+    /// Write the run's HTML page: one self-contained file with the service map drawn, the
+    /// latency over time and by percentile, the errors, the traces and the cost.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
     /// Format of --map-file.
     #[arg(long, value_enum, default_value = "mermaid")]
     pub map_format: MapFormat,

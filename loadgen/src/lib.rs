@@ -14,6 +14,7 @@
 //! - [`map`]: the service map as a table, Mermaid or DOT.
 //! - [`conservation`]: local runs: every unit of stock accounted for, from the inventory table.
 //! - [`report`]: the human and JSON reports.
+//! - [`html`]: the HTML run report (`--html`, `loadgen report`).
 //! - [`runner`]: loadgen as a Lambda in the stack's VPC (`--runner`), both ends.
 //! - [`cost`]: what the run or a window cost (`loadgen cost`, a local run's cost section).
 //! - [`analytics`]: the traffic-analytics dashboard's questions over OpenSearch (`loadgen analytics`).
@@ -25,6 +26,7 @@ pub mod connection;
 pub mod conservation;
 pub mod cost;
 pub mod driver;
+pub mod html;
 pub mod inspect;
 pub mod map;
 pub mod orders;

@@ -11,6 +11,7 @@ async fn main() -> anyhow::Result<()> {
         Some(Command::SeedStock(args)) => loadgen::app::seed_stock(args).await,
         Some(Command::Analytics(args)) => Ok(loadgen::analytics::run(&args).await?),
         Some(Command::Cost(args)) => loadgen::cost::run(&args).await,
+        Some(Command::Report(args)) => loadgen::app::saved_report(&args),
         None => loadgen::app::run(cli.run).await.map(|_| ()),
     }
 }

@@ -36,6 +36,15 @@ pub struct Traffic {
     pub fault: i64,
     /// 429.
     pub throttle: i64,
+    /// `error` of `requests`, percent (0 when there were none).
+    #[serde(default)]
+    pub error_percent: f64,
+    /// `fault` of `requests`, percent.
+    #[serde(default)]
+    pub fault_percent: f64,
+    /// `throttle` of `requests`, percent.
+    #[serde(default)]
+    pub throttle_percent: f64,
     /// Mean response time, ms.
     pub avg_ms: f64,
     /// p99 from the response-time histogram, ms.
@@ -159,12 +168,22 @@ pub fn histogram_quantile(entries: &[HistogramEntry], q: f64) -> f64 {
 
 fn traffic(stats: Option<(i64, i64, i64, i64, i64, f64)>, histogram: &[HistogramEntry]) -> Traffic {
     let (requests, ok, error, throttle, fault, total_time) = stats.unwrap_or_default();
+    let percent = |n: i64| {
+        if requests > 0 {
+            (n as f64 * 100.0 / requests as f64 * 100.0).round() / 100.0
+        } else {
+            0.0
+        }
+    };
     Traffic {
         requests,
         ok,
         error,
         fault,
         throttle,
+        error_percent: percent(error),
+        fault_percent: percent(fault),
+        throttle_percent: percent(throttle),
         avg_ms: if requests > 0 {
             total_time / requests as f64 * 1000.0
         } else {

@@ -318,6 +318,25 @@ impl Report {
         }
     }
 
+    /// A report saved with `--json`, refused when another format version wrote it.
+    pub fn read(path: &std::path::Path) -> anyhow::Result<Self> {
+        use anyhow::Context as _;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the report {}", path.display()))?;
+        let value: serde_json::Value = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not JSON", path.display()))?;
+        match value.get("schema").and_then(serde_json::Value::as_str) {
+            Some(SCHEMA) => {}
+            Some(other) => anyhow::bail!(
+                "{} is a {other} report; this loadgen reads {SCHEMA}",
+                path.display()
+            ),
+            None => anyhow::bail!("{} is not a loadgen report (no schema)", path.display()),
+        }
+        serde_json::from_value(value)
+            .with_context(|| format!("{} does not hold a whole {SCHEMA} report", path.display()))
+    }
+
     /// The human report.
     pub fn render(&self) -> String {
         let mut out = String::new();

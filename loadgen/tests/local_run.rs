@@ -18,6 +18,7 @@ const SEGMENT_SCHEMA: &str =
 async fn a_local_run_has_complete_traces_and_agrees_with_the_access_log() {
     let json = std::env::temp_dir().join(format!("loadgen-report-{}.json", std::process::id()));
     let map = std::env::temp_dir().join(format!("loadgen-map-{}.mmd", std::process::id()));
+    let page = std::env::temp_dir().join(format!("loadgen-page-{}.html", std::process::id()));
     let cli = Cli::try_parse_from([
         "loadgen",
         "--local",
@@ -37,6 +38,8 @@ async fn a_local_run_has_complete_traces_and_agrees_with_the_access_log() {
         json.to_str().unwrap(),
         "--map-file",
         map.to_str().unwrap(),
+        "--html",
+        page.to_str().unwrap(),
         "--raw-documents",
     ])
     .unwrap();
@@ -90,6 +93,12 @@ async fn a_local_run_has_complete_traces_and_agrees_with_the_access_log() {
             .find(|e| e.from_id == from && e.to_id == to)
             .map(|e| e.traffic.requests)
     };
+    // No node calls itself (the transform's own segment under Lambda's is one node).
+    assert!(
+        graph.edges.iter().all(|e| e.from_id != e.to_id),
+        "{:#?}",
+        graph.edges
+    );
     let facade_traces =
         by_id(node("client", NodeKind::Client), facade).expect("client → AWS::Lambda");
     assert!(facade_traces >= 1);
@@ -251,6 +260,12 @@ async fn a_local_run_has_complete_traces_and_agrees_with_the_access_log() {
         .unwrap()
         .remove("conserved");
     assert!(!validator.is_valid(&broken));
+    // The HTML page is drawn from the same report.
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert_eq!(
+        loadgen::html::embedded_data(&html).unwrap(),
+        serde_json::to_value(loadgen::html::PageData::of(&report)).unwrap()
+    );
     let mermaid = std::fs::read_to_string(&map).unwrap();
     assert!(
         mermaid.starts_with("graph LR\n")

@@ -392,10 +392,18 @@ async fn the_graph_draws_lambdas_service_node_in_front_of_its_function() {
         "name": "order", "origin": "AWS::Lambda::Function",
         "start_time": t - 0.040, "end_time": t - 0.010, "aws": {"request_id": "r-1"},
     });
+    // The function's code tracing its own segment under Lambda's (the transform does: Firehose
+    // passes no trace header, so its parent is Lambda's function segment): the same node.
+    let code = serde_json::json!({
+        "trace_id": trace_id, "id": "3a2b3c4d5e6f7083", "parent_id": "2a2b3c4d5e6f7082",
+        "name": "order", "origin": "AWS::Lambda::Function",
+        "start_time": t - 0.035, "end_time": t - 0.015,
+    });
     let put = xray
         .put_trace_segments()
         .trace_segment_documents(service.to_string())
         .trace_segment_documents(function.to_string())
+        .trace_segment_documents(code.to_string())
         .send()
         .await
         .unwrap();
@@ -448,6 +456,7 @@ async fn the_graph_draws_lambdas_service_node_in_front_of_its_function() {
                 1,
                 30.0
             ),
+            // and no edge from the function to itself.
         ]
     );
 }
