@@ -375,6 +375,22 @@ mod tests {
     }
 
     #[test]
+    fn traffic_carries_each_outcomes_share_to_a_hundredth_of_a_percent() {
+        // (total, ok, error, throttle, fault, total response time s)
+        let t = traffic(Some((3, 1, 1, 0, 1, 0.3)), &[]);
+        assert_eq!(
+            (t.error_percent, t.fault_percent, t.throttle_percent),
+            (33.33, 33.33, 0.0)
+        );
+        assert!((t.avg_ms - 100.0).abs() < 1e-9);
+        let none = traffic(None, &[]);
+        assert_eq!(
+            (none.requests, none.error_percent, none.fault_percent),
+            (0, 0.0, 0.0)
+        );
+    }
+
+    #[test]
     fn the_table_explains_lambdas_own_traces_only_when_they_are_on_the_map() {
         let node = |id, name: &str, node_type: &str| Node {
             id,

@@ -7,7 +7,7 @@ use plotters::prelude::*;
 use super::data::{Chart, XScale};
 
 /// Width of a chart, px.
-pub const WIDTH: u32 = 960;
+pub const WIDTH: u32 = 1200;
 /// Height of a chart, px.
 pub const HEIGHT: u32 = 300;
 
@@ -22,6 +22,15 @@ pub fn percentile_label(x: &f64) -> String {
     let nines = x.round().max(0.0) as usize;
     let decimals = nines.saturating_sub(2);
     format!("{p:.decimals$}%")
+}
+
+/// A tick label on an axis spanning `span`: whole numbers from a span of 10 up.
+fn axis_number(value: f64, span: f64) -> String {
+    if span >= 10.0 {
+        format!("{value:.0}")
+    } else {
+        format!("{value:.1}")
+    }
 }
 
 fn parse_color(hex: &str) -> RGBColor {
@@ -90,10 +99,15 @@ fn draw<'a>(chart: &Chart, out: &'a mut String) -> Result<(), Box<dyn std::error
         .axis_desc_style(("sans-serif", 13))
         .bold_line_style(RGBColor(221, 221, 221))
         .light_line_style(RGBColor(242, 242, 242));
+    let y_label = |y: &f64| axis_number(*y, y_high);
+    let x_label = |x: &f64| axis_number(*x, x_high - x_low);
+    mesh.y_label_formatter(&y_label);
     if chart.x_scale == XScale::Percentile {
         mesh.x_labels(percentile_ticks)
             .x_label_formatter(&percentile_label)
             .max_light_lines(0);
+    } else {
+        mesh.x_label_formatter(&x_label);
     }
     mesh.draw()?;
     let band_color = RGBColor(120, 120, 120);

@@ -1,11 +1,12 @@
 // Checks a loadgen HTML run report in headless Chromium.
 //
-//   node check_page.mjs PAGE.html SCREENSHOT.png [--timing-runs N]
+//   node check_page.mjs PAGE.html SCREENSHOT.png [--timing-runs N] [--first-screen FIRST.png]
 //
 // Opens PAGE.html as a file:// URL, runs the named checks below (one
 // "ok  <check>: <detail>" or "FAIL <check>: <detail>" line each), saves a
 // full-page PNG screenshot, prints load timings and the file size, and exits
-// 1 if any check failed (2 on a usage error), 0 otherwise.
+// 1 if any check failed (2 on a usage error), 0 otherwise. --first-screen also
+// saves the first 1280×900 screen alone (the README's picture).
 //
 // The DOM contract it checks (written by loadgen's report code):
 // - <script type="application/json" id="page-data"> with {map, charts};
@@ -43,16 +44,21 @@ const NAV_TIMEOUT_MS = 30_000;
 
 function usage(message) {
   if (message) console.error(message);
-  console.error('usage: node check_page.mjs PAGE.html SCREENSHOT.png [--timing-runs N]');
+  console.error('usage: node check_page.mjs PAGE.html SCREENSHOT.png [--timing-runs N] [--first-screen FIRST.png]');
   process.exit(2);
 }
 
 function parseArgs(argv) {
   const positional = [];
   let timingRuns = 1;
+  let firstScreen = null;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
-    if (arg === '--timing-runs' || arg.startsWith('--timing-runs=')) {
+    if (arg === '--first-screen' || arg.startsWith('--first-screen=')) {
+      const value = arg.includes('=') ? arg.slice(arg.indexOf('=') + 1) : argv[++i];
+      if (!value) usage('--first-screen wants a file name');
+      firstScreen = path.resolve(value);
+    } else if (arg === '--timing-runs' || arg.startsWith('--timing-runs=')) {
       const value = arg.includes('=') ? arg.slice(arg.indexOf('=') + 1) : argv[++i];
       if (!/^\d+$/.test(value ?? '') || Number(value) < 1) usage(`--timing-runs wants a whole number >= 1, not ${value}`);
       timingRuns = Number(value);
@@ -65,7 +71,7 @@ function parseArgs(argv) {
     }
   }
   if (positional.length !== 2) usage();
-  return { page: path.resolve(positional[0]), screenshot: path.resolve(positional[1]), timingRuns };
+  return { page: path.resolve(positional[0]), screenshot: path.resolve(positional[1]), timingRuns, firstScreen };
 }
 
 const results = [];
@@ -432,6 +438,10 @@ async function main() {
       await page.screenshot({ path: args.screenshot, fullPage: true });
       const png = (await fs.stat(args.screenshot)).size;
       report(true, 'screenshot', `${args.screenshot} (${png} bytes)`);
+      if (args.firstScreen) {
+        await page.screenshot({ path: args.firstScreen, fullPage: false });
+        report(true, 'first screen', `${args.firstScreen} (${(await fs.stat(args.firstScreen)).size} bytes)`);
+      }
     } catch (e) {
       report(false, 'screenshot', e.message);
     }
