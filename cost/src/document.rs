@@ -17,7 +17,7 @@ use crate::report::{build, CostReport, ReportError, Scope};
 use crate::sources::{Bill, Gathered, StackMap, Window};
 
 /// The schema id the document carries.
-pub const SCHEMA_ID: &str = "lattice-cost/1";
+pub const SCHEMA_ID: &str = "lattice-cost/2";
 
 /// The window, as written.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

@@ -144,7 +144,7 @@ pub struct CostArgs {
     /// days, for resources with this cost-allocation tag ($0.01 per request).
     #[arg(long, value_name = "KEY=VALUE", requires = "stack_map")]
     pub reconcile: Option<String>,
-    /// Print the lattice-cost/1 JSON document (cost/report.schema.json) instead of text.
+    /// Print the lattice-cost/2 JSON document (cost/report.schema.json) instead of text.
     #[arg(long)]
     pub json: bool,
 }

@@ -3,7 +3,7 @@
 //! [`lattice_cost::sources`]), priced by the built-in us-east-1 table or `--prices FILE`.
 //!
 //! Both ends use the same pipeline: sources → [`gather`] → [`compose`] → text or the
-//! `lattice-cost/1` JSON document (`cost/report.schema.json`). Only where the numbers come from
+//! `lattice-cost/2` JSON document (`cost/report.schema.json`). Only where the numbers come from
 //! differs: locally the stack's access log and function logs and its X-Ray API; on AWS
 //! CloudWatch metrics, Logs Insights, X-Ray and, with `--reconcile`, Cost Explorer.
 

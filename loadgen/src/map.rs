@@ -36,14 +36,13 @@ pub struct Traffic {
     pub fault: i64,
     /// 429.
     pub throttle: i64,
-    /// `error` of `requests`, percent (0 when there were none).
-    #[serde(default)]
+    /// `ok` of `requests`, percent to 0.01 (0 when there were none).
+    pub ok_percent: f64,
+    /// `error` of `requests`, percent.
     pub error_percent: f64,
     /// `fault` of `requests`, percent.
-    #[serde(default)]
     pub fault_percent: f64,
     /// `throttle` of `requests`, percent.
-    #[serde(default)]
     pub throttle_percent: f64,
     /// Mean response time, ms.
     pub avg_ms: f64,
@@ -181,6 +180,7 @@ fn traffic(stats: Option<(i64, i64, i64, i64, i64, f64)>, histogram: &[Histogram
         error,
         fault,
         throttle,
+        ok_percent: percent(ok),
         error_percent: percent(error),
         fault_percent: percent(fault),
         throttle_percent: percent(throttle),
@@ -379,8 +379,13 @@ mod tests {
         // (total, ok, error, throttle, fault, total response time s)
         let t = traffic(Some((3, 1, 1, 0, 1, 0.3)), &[]);
         assert_eq!(
-            (t.error_percent, t.fault_percent, t.throttle_percent),
-            (33.33, 33.33, 0.0)
+            (
+                t.ok_percent,
+                t.error_percent,
+                t.fault_percent,
+                t.throttle_percent
+            ),
+            (33.33, 33.33, 33.33, 0.0)
         );
         assert!((t.avg_ms - 100.0).abs() < 1e-9);
         let none = traffic(None, &[]);

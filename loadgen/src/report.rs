@@ -15,7 +15,7 @@ use crate::stats::{
 };
 
 /// The report format's version.
-pub const SCHEMA: &str = "loadgen-report/3";
+pub const SCHEMA: &str = "loadgen-report/4";
 
 /// Request counts.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -206,7 +206,7 @@ pub struct Report {
     pub cost: Option<CostSection>,
 }
 
-/// A local run's cost: the `lattice-cost/1` document (`cost/report.schema.json`), or why there is
+/// A local run's cost: the `lattice-cost/2` document (`cost/report.schema.json`), or why there is
 /// none (the run goes on without it: a cost report must not fail a load run).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -31,6 +31,7 @@ const REFUSED: &[&str] = &[
     "--runner",
     "--region",
     "--json",
+    "--html",
     "--map-file",
     "--map-format",
     "--xray-endpoint",
@@ -209,6 +210,8 @@ mod tests {
             "report.json",
             "--map-file",
             "map.mmd",
+            "--html",
+            "report.html",
             "--region",
             "eu-west-1",
         ]);
@@ -221,6 +224,7 @@ mod tests {
         assert!(there.output.quiet);
         assert_eq!(there.output.json, None, "files are written by the caller");
         assert_eq!(there.output.map_file, None);
+        assert_eq!(there.output.html, None);
         assert_eq!(there.region, None, "the runner signs in its own Region");
         assert_eq!(
             (there.rate, there.duration, there.warmup, there.max_inflight),
@@ -260,6 +264,7 @@ mod tests {
             (vec!["--lambda", "order"], "--lambda"),
             (vec!["--runner", "loadgen-runner"], "--runner"),
             (vec!["--json", "/tmp/r.json"], "--json"),
+            (vec!["--html", "/tmp/r.html"], "--html"),
             (vec!["inspect", "--run-id", "x"], "inspect"),
         ] {
             let request = RunnerRequest {

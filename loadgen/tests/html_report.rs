@@ -75,14 +75,28 @@ fn the_page_embeds_its_data_and_draws_each_node_edge_and_series() {
         );
     }
     for chart in &data.charts {
-        assert!(
-            page.contains(&format!("<figure class=\"chart\" id=\"{}\">", chart.id)),
-            "{}",
-            chart.id
-        );
+        let open = format!("<figure class=\"chart\" id=\"{}\">", chart.id);
+        let start = page.find(&open).unwrap_or_else(|| panic!("{open}"));
+        let figure = &page[start..start + page[start..].find("</figure>").unwrap()];
+        assert!(!chart.series.is_empty(), "{}", chart.id);
         for series in &chart.series {
+            // One polyline of the series' colour, a point per value.
             let stroke = format!("stroke=\"{}\"", series.color.to_uppercase());
-            assert!(page.contains(&stroke), "{} {}", chart.id, series.name);
+            let lines: Vec<&str> = figure
+                .split("<polyline")
+                .skip(1)
+                .filter(|p| p.contains(&stroke))
+                .collect();
+            assert_eq!(lines.len(), 1, "{} {}", chart.id, series.name);
+            let points = lines[0].split("points=\"").nth(1).unwrap();
+            let points = &points[..points.find('"').unwrap()];
+            assert_eq!(
+                points.split_whitespace().count(),
+                series.points.len(),
+                "{} {}",
+                chart.id,
+                series.name
+            );
         }
     }
     // Self-contained: nothing the browser would fetch (the run's target URL is only text).
@@ -91,7 +105,7 @@ fn the_page_embeds_its_data_and_draws_each_node_edge_and_series() {
     }
     let references: Vec<&str> = page
         .match_indices("url(")
-        .map(|(i, _)| &page[i..i + 5])
+        .filter_map(|(i, _)| page.get(i..i + 5))
         .filter(|u| *u != "url(#")
         .collect();
     assert!(references.is_empty(), "{references:?}");
@@ -112,6 +126,104 @@ fn the_header_names_the_run_and_its_verdict() {
     for v in &data.verdict {
         assert!(page.contains(&html::escape(&v.detail)), "{}", v.detail);
     }
+    // The recorded demo passed all three.
+    assert_eq!(page.matches("<li class=\"pass\">").count(), 3);
+    assert_eq!(
+        data.verdict[1].detail,
+        format!(
+            "order's {} access-log lines, status by status, equal loadgen's requests",
+            report.local.as_ref().unwrap().access_log["order"].requests
+        )
+    );
+}
+
+#[test]
+fn telemetry_incomplete_traces_and_a_missing_cost_report_are_shown() {
+    let mut report = demo();
+    let local = report.local.as_mut().unwrap();
+    local.telemetry = Some(loadgen::report::TelemetryCheck {
+        invocations: [("order".to_owned(), 7), ("payment".to_owned(), 5)].into(),
+        reports: [("order".to_owned(), 7), ("inventory".to_owned(), 2)].into(),
+        reports_with_trace_id: 9,
+        function_lines: 40,
+        function_lines_emitted: 41,
+        extension_ms_p50: Some(0.25),
+        extension_ms_p99: Some(1.5),
+        billed_ms: 1234,
+        complete: false,
+        disagreements: vec!["payment: 5 invocations, no platform.report".into()],
+    });
+    report.inspection.as_mut().unwrap().incomplete = vec![loadgen::inspect::Incomplete {
+        trace_id: "1-00000000-000000000000000000000001".into(),
+        missing: vec!["payment".into(), "order > inventory".into()],
+    }];
+    report.cost = Some(loadgen::report::CostSection::Unavailable(
+        "no Lambda report in the window".into(),
+    ));
+    let page = html::page(&report);
+    // Every function either list names, with "-" where the other has none.
+    assert!(
+        page.contains("<tr><th>order</th><td>7</td><td>7</td></tr>"),
+        "order row"
+    );
+    assert!(
+        page.contains("<tr><th>payment</th><td>5</td><td>-</td></tr>"),
+        "payment row"
+    );
+    assert!(
+        page.contains("<tr><th>inventory</th><td>-</td><td>2</td></tr>"),
+        "inventory row"
+    );
+    assert!(page.contains("<td>40 / 41</td>") && page.contains("<td>0.25 / 1.50</td>"));
+    assert!(page.contains("Disagrees: payment: 5 invocations, no platform.report"));
+    assert!(page.contains(
+        "<tr class=\"bad\"><td><code>1-00000000-000000000000000000000001</code></td><td>payment, order &gt; inventory</td></tr>"
+    ));
+    assert!(page.contains("No cost report for this run: no Lambda report in the window"));
+    let data = PageData::of(&report);
+    assert_eq!(serde_json::to_value(data.verdict[2].state).unwrap(), "fail");
+    assert!(
+        data.verdict[2].detail.ends_with(
+            "telemetry: order 7 invocations, 7 reports, payment 5 invocations, no reports"
+        ),
+        "{}",
+        data.verdict[2].detail
+    );
+}
+
+#[test]
+fn a_file_that_is_not_a_whole_report_is_refused_with_the_reason() {
+    let dir = std::env::temp_dir().join(format!("loadgen-read-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let error = |path: &Path| format!("{:#}", Report::read(path).unwrap_err());
+    let text = write("text.json", "run run-1 (steady)");
+    assert!(
+        error(&text).ends_with("text.json is not JSON: expected value at line 1 column 1"),
+        "{}",
+        error(&text)
+    );
+    let other = write("other.json", r#"{"traces": []}"#);
+    assert!(error(&other).ends_with("other.json is not a loadgen report (no schema)"));
+    let truncated = write(
+        "truncated.json",
+        &format!(
+            r#"{{"schema": "{}", "run_id": "r"}}"#,
+            loadgen::report::SCHEMA
+        ),
+    );
+    assert!(
+        error(&truncated).contains(
+            "truncated.json does not hold a whole loadgen-report/4 report: missing field"
+        ),
+        "{}",
+        error(&truncated)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -215,7 +327,10 @@ fn loadgen_report_writes_the_page_of_a_saved_report() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("is a loadgen-report/2 report; this loadgen reads loadgen-report/3"),
+        stderr.contains(&format!(
+            "is a loadgen-report/2 report; this loadgen reads {}",
+            loadgen::report::SCHEMA
+        )),
         "{stderr}"
     );
     std::fs::remove_dir_all(&dir).unwrap();

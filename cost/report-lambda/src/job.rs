@@ -1,5 +1,5 @@
 //! One scheduled report: the UTC day before the event, asked of the sources, composed into the
-//! `lattice-cost/1` document, set beside Cost Explorer's bill of that day, stored, and its cost
+//! `lattice-cost/2` document, set beside Cost Explorer's bill of that day, stored, and its cost
 //! per 1M requests per service turned into EMF lines. Everything it touches comes in through a
 //! trait ([`Sources`], [`BillSource`], [`ReportStore`]), so the tests run it with fakes.
 //!

@@ -49,6 +49,10 @@ fn order_for(order_id: &str, sku: &str) -> Value {
         "items": [{"sku": sku, "quantity": 1, "unit_price": 1.0}]})
 }
 
+/// The SKU the oversell test warms the servers up on, and its stock (one unit per warm-up order).
+const WARM_UP_SKU: &str = "WARM-UP";
+const WARM_UP_ORDERS: u32 = 8;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sixty_four_concurrent_orders_for_twenty_units_sell_exactly_twenty_ten_rounds_on_each_server(
 ) {
@@ -59,8 +63,12 @@ async fn sixty_four_concurrent_orders_for_twenty_units_sell_exactly_twenty_ten_r
         // machine may take longer than the default 1 s budget under 64 concurrent transactions (still inside
         // the functions' 3 s timeout).
         let stack = start("oversell", &[("DYNAMODB_TIMEOUT_MS", "2000")], |config| {
-            config.dynamodb.stock =
-                StockSeeding::Levels(skus.iter().map(|s| (s.clone(), 20)).collect());
+            config.dynamodb.stock = StockSeeding::Levels(
+                skus.iter()
+                    .map(|s| (s.clone(), 20))
+                    .chain([(WARM_UP_SKU.to_owned(), WARM_UP_ORDERS)])
+                    .collect(),
+            );
             if let Some(endpoint) = &endpoint {
                 config.dynamodb.source = DynamoDbSource::External {
                     endpoint: endpoint.clone(),
@@ -71,6 +79,15 @@ async fn sixty_four_concurrent_orders_for_twenty_units_sell_exactly_twenty_ten_r
         .await;
         let key = stack.loadgen_key().unwrap().clone();
         let url = format!("{}/orders", stack.service_url("order").unwrap());
+        // One order at a time first, on a SKU of its own: DynamoDB Local's first transactions
+        // (a cold JVM) can outlast the functions' 3 s timeout when 64 arrive at once (seen once
+        // in CI as a 504 in round 0). These orders are not what the test is about.
+        let mut warm_up_sold = 0;
+        for i in 0..WARM_UP_ORDERS {
+            let body = order_for(&format!("warm-{i}"), WARM_UP_SKU);
+            let (status, _) = send(request(&url, &body, Some(&key), SystemTime::now(), None)).await;
+            warm_up_sold += usize::from(status == 201);
+        }
         for (round, sku) in skus.iter().enumerate() {
             let orders: Vec<_> = (0..64)
                 .map(|i| {
@@ -104,7 +121,7 @@ async fn sixty_four_concurrent_orders_for_twenty_units_sell_exactly_twenty_ten_r
         .unwrap();
         assert_eq!(
             contents.reservations.len(),
-            ROUNDS * 20,
+            ROUNDS * 20 + warm_up_sold,
             "{server}: only the sold orders hold stock"
         );
         assert!(contents

@@ -427,6 +427,16 @@ async fn the_graph_draws_lambdas_service_node_in_front_of_its_function() {
             service.r#type().unwrap_or("")
         )
     };
+    // One invocation of the function, counted once.
+    let function_node = graph
+        .services()
+        .iter()
+        .find(|s| s.r#type() == Some("AWS::Lambda::Function"))
+        .unwrap();
+    assert_eq!(
+        function_node.summary_statistics().unwrap().total_count(),
+        Some(1)
+    );
     let mut edges: Vec<(String, String, i64, f64)> = Vec::new();
     for service in graph.services() {
         for edge in service.edges() {

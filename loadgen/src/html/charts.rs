@@ -179,7 +179,12 @@ mod tests {
         let svg = svg(&chart(XScale::Linear, points)).unwrap();
         assert_eq!(polylines_of(&svg, "#D1495B"), vec![17]);
         assert_eq!(polylines_of(&svg, "#00798C"), vec![17]);
-        assert!(svg.contains("<rect"), "the band");
+        // The band: grey at 15 % (the background is the only other rect).
+        assert_eq!(
+            svg.matches(r##"opacity="0.15" fill="#787878""##).count(),
+            1,
+            "{svg}"
+        );
     }
 
     #[test]

@@ -3,8 +3,8 @@
 //! `loadgen/tests/browser/` reads it, the golden test fixes it). The map's label lines and the
 //! charts' points live here, so the drawing code only draws them.
 //!
-//! Every figure is one of the report's JSON fields, formatted: nothing here is computed that the
-//! JSON does not hold.
+//! Every figure is one of the report's JSON fields, formatted (rounded for display, in the report's
+//! units): nothing here is summed or derived.
 
 use serde::Serialize;
 
@@ -332,7 +332,14 @@ fn access_log_verdict(report: &Report) -> Verdict {
             detail: "not a local run: `loadgen analytics` asks the deployed access logs".into(),
         };
     };
-    let lines: u64 = local.access_log.values().map(|log| log.requests).sum();
+    let detail = match (local.agrees, local.access_log.get("order")) {
+        (false, _) => local.disagreements.join("; "),
+        (true, Some(order)) => format!(
+            "order's {} access-log lines, status by status, equal loadgen's requests",
+            order.requests
+        ),
+        (true, None) => "order was invoked directly: not behind Lattice, no log to compare".into(),
+    };
     Verdict {
         check: CHECK,
         state: if local.agrees {
@@ -340,14 +347,7 @@ fn access_log_verdict(report: &Report) -> Verdict {
         } else {
             VerdictState::Fail
         },
-        detail: if local.agrees {
-            format!(
-                "{} access-log lines; order's statuses equal loadgen's",
-                lines
-            )
-        } else {
-            local.disagreements.join("; ")
-        },
+        detail,
     }
 }
 
@@ -384,20 +384,28 @@ fn lost_verdict(report: &Report) -> Verdict {
         if let Some(analytics) = &local.analytics {
             holds &= analytics.agrees;
             found.push(format!(
-                "{} access-log lines, {} indexed, {} dropped, {} failed",
+                "{} access-log lines: {} indexed, {} dropped, {} processing-failed, {} failed documents",
                 analytics.received,
                 analytics.indexed,
                 analytics.dropped,
-                analytics.processing_failed + analytics.failed_documents
+                analytics.processing_failed,
+                analytics.failed_documents
             ));
         }
         if let Some(telemetry) = &local.telemetry {
             holds &= telemetry.complete;
-            let invocations: u64 = telemetry.invocations.values().sum();
-            let reports: u64 = telemetry.reports.values().sum();
-            found.push(format!(
-                "{invocations} invocations, {reports} platform.report documents"
-            ));
+            let per_function: Vec<String> = telemetry
+                .invocations
+                .iter()
+                .map(|(function, invocations)| {
+                    let reports = telemetry
+                        .reports
+                        .get(function)
+                        .map_or_else(|| "no".to_owned(), u64::to_string);
+                    format!("{function} {invocations} invocations, {reports} reports")
+                })
+                .collect();
+            found.push(format!("telemetry: {}", per_function.join(", ")));
         }
     }
     Verdict {
@@ -411,7 +419,7 @@ fn lost_verdict(report: &Report) -> Verdict {
     }
 }
 
-/// Percent with at most two decimals, as the report rounds it.
+/// A share as the report holds it (rounded to 0.01 % there), with a `%`.
 fn percent(value: f64) -> String {
     format!("{value}%")
 }
@@ -447,14 +455,11 @@ fn edge_label(t: &Traffic) -> Vec<String> {
 }
 
 fn shares(t: &Traffic) -> Option<Shares> {
-    (t.requests > 0).then(|| {
-        let ok = (100.0 - t.error_percent - t.fault_percent - t.throttle_percent).max(0.0);
-        Shares {
-            ok: (ok * 100.0).round() / 100.0,
-            error: t.error_percent,
-            throttle: t.throttle_percent,
-            fault: t.fault_percent,
-        }
+    (t.requests > 0).then_some(Shares {
+        ok: t.ok_percent,
+        error: t.error_percent,
+        throttle: t.throttle_percent,
+        fault: t.fault_percent,
     })
 }
 

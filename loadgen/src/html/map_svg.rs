@@ -163,7 +163,7 @@ fn box_size(lines: &[String], extra: f64) -> Point {
 }
 
 /// Lays `map` out: every node's and label's box, every edge's paths.
-fn lay_out(map: &MapData) -> Recorder {
+fn lay_out(map: &MapData) -> Result<Recorder, String> {
     let mut graph = VisualGraph::new(Orientation::LeftToRight);
     let element = |part: Part, size: Point| {
         let mut element = Element::create_with_properties(
@@ -195,9 +195,9 @@ fn lay_out(map: &MapData) -> Recorder {
             continue;
         };
         let label = graph.add_node(element(Part::Label(i), box_size(&edge.label, 0.0)));
-        let half = |end: LineEndKind, which: &str| {
+        let half = |start: LineEndKind, end: LineEndKind, which: &str| {
             Arrow::with_properties(
-                LineEndKind::None,
+                start,
                 end,
                 LineStyleKind::Normal,
                 "",
@@ -207,14 +207,44 @@ fn lay_out(map: &MapData) -> Recorder {
                 &None,
             )
         };
-        graph.add_edge(half(LineEndKind::None, "in"), from, label);
-        graph.add_edge(half(LineEndKind::Arrow, "out"), label, to);
+        if from == to {
+            // A node calling itself: its label hangs off it on one two-headed line (two halves
+            // would be two identical edges node → label once layout-rs breaks the cycle).
+            graph.add_edge(
+                half(LineEndKind::Arrow, LineEndKind::Arrow, "self"),
+                from,
+                label,
+            );
+        } else {
+            graph.add_edge(
+                half(LineEndKind::None, LineEndKind::None, "in"),
+                from,
+                label,
+            );
+            graph.add_edge(
+                half(LineEndKind::None, LineEndKind::Arrow, "out"),
+                label,
+                to,
+            );
+        }
     }
     let mut recorder = Recorder::default();
     if graph.num_nodes() > 0 {
-        graph.do_it(false, false, false, &mut recorder);
+        // layout-rs checks its own work with assertions: a graph it cannot place is reported,
+        // never a panic that would end loadgen after the run.
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            graph.do_it(false, false, false, &mut recorder)
+        }))
+        .map_err(|panic| {
+            let why = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "no message".into());
+            format!("layout-rs could not lay the map out: {why}")
+        })?;
     }
-    recorder
+    Ok(recorder)
 }
 
 /// The kinds' legend words.
@@ -394,21 +424,28 @@ fn draw_legend(out: &mut String, map: &MapData, top: f64, width: f64) -> f64 {
                 )
             })
             .collect(),
-        [Health::Ok, Health::Error, Health::Throttle, Health::Fault]
-            .iter()
-            .map(|h| {
-                (
-                    format!("swatch health-{}", h.name()),
-                    match h {
-                        Health::Ok => "all OK",
-                        Health::Error => "errors (4xx)",
-                        Health::Throttle => "throttles (429)",
-                        _ => "faults (5xx)",
-                    }
-                    .to_owned(),
-                )
-            })
-            .collect(),
+        [
+            Health::Ok,
+            Health::Error,
+            Health::Throttle,
+            Health::Fault,
+            Health::Idle,
+        ]
+        .iter()
+        .map(|h| {
+            (
+                format!("swatch health-{}", h.name()),
+                match h {
+                    Health::Ok => "all OK",
+                    Health::Error => "errors (4xx)",
+                    Health::Throttle => "throttles (429)",
+                    Health::Fault => "faults (5xx)",
+                    Health::Idle => "no requests counted",
+                }
+                .to_owned(),
+            )
+        })
+        .collect(),
         vec![(String::new(), EDGE_KEY.to_owned())],
     ];
     let _ = write!(out, r#"<g class="legend">"#);
@@ -473,9 +510,9 @@ fn defs() -> String {
     out
 }
 
-/// The map as an `<svg id="service-map">`.
-pub fn svg(map: &MapData) -> String {
-    let recorder = lay_out(map);
+/// The map as an `<svg id="service-map">`, or why it could not be laid out.
+pub fn svg(map: &MapData) -> Result<String, String> {
+    let recorder = lay_out(map)?;
     let (offset, size) = extent(&recorder);
     let width = (size.x + 2.0 * MARGIN_PX).max(legend_width());
     let mut body = String::new();
@@ -494,12 +531,12 @@ pub fn svg(map: &MapData) -> String {
     let legend_top = size.y + 2.0 * MARGIN_PX + 8.0;
     let legend_height = draw_legend(&mut body, map, legend_top, width);
     let height = legend_top + legend_height + MARGIN_PX;
-    format!(
+    Ok(format!(
         r#"<svg id="service-map" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width:.0} {height:.0}" width="{width:.0}" height="{height:.0}" role="img" aria-label="Service map: {} nodes, {} edges">{}{body}</svg>"#,
         map.nodes.len(),
         map.edges.len(),
         defs()
-    )
+    ))
 }
 
 #[cfg(test)]
@@ -558,7 +595,7 @@ mod tests {
     #[test]
     fn the_layout_keeps_each_boxs_size_and_overlaps_none() {
         let map = demo();
-        let recorder = lay_out(&map);
+        let recorder = lay_out(&map).unwrap();
         assert_eq!(recorder.boxes.len(), 4 + 4);
         for (i, n) in map.nodes.iter().enumerate() {
             let b = recorder.boxes[&Part::Node(i)];
@@ -582,7 +619,7 @@ mod tests {
     #[test]
     fn it_reads_left_to_right_caller_before_callee() {
         let map = demo();
-        let recorder = lay_out(&map);
+        let recorder = lay_out(&map).unwrap();
         let x = |i| recorder.boxes[&Part::Node(i)].x;
         assert!(x(0) < x(1), "loadgen left of order");
         assert!(x(1) < x(2) && x(1) < x(3), "order left of its callees");
@@ -597,7 +634,7 @@ mod tests {
     fn the_svg_has_a_group_per_node_and_edge_with_its_lines_escaped() {
         let mut map = demo();
         map.nodes[1].label[0] = "order<&>".into();
-        let svg = svg(&map);
+        let svg = svg(&map).unwrap();
         assert!(svg.starts_with(r#"<svg id="service-map""#));
         assert_eq!(svg.matches(r#"<g class="node "#).count(), 4);
         assert_eq!(svg.matches(r#"<g class="edge "#).count(), 4);
@@ -616,8 +653,41 @@ mod tests {
             edges: Vec::new(),
             facade_traces: false,
         };
-        let svg = svg(&map);
+        let svg = svg(&map).unwrap();
         assert!(!svg.contains(r#"class="node "#));
         assert!(svg.contains(r#"<g class="legend">"#));
+    }
+
+    #[test]
+    fn cycles_self_calls_and_repeated_pairs_are_laid_out_without_overlaps() {
+        let mut map = demo();
+        // inventory → order (a cycle with order → inventory), payment → payment, and a second
+        // loadgen → order edge (X-Ray gives one per pair of ids; two ids can share names).
+        map.edges.push(edge("n2", "n1"));
+        map.edges.push(edge("n3", "n3"));
+        map.edges.push(edge("n0", "n1"));
+        let recorder = lay_out(&map).unwrap();
+        assert_eq!(recorder.boxes.len(), 4 + 7);
+        let boxes: Vec<_> = recorder.boxes.values().collect();
+        for (i, a) in boxes.iter().enumerate() {
+            for b in &boxes[i + 1..] {
+                assert!(!overlap(a, b), "{a:?} overlaps {b:?}");
+            }
+        }
+        let self_call: Vec<_> = recorder.paths.iter().filter(|p| p.edge == 5).collect();
+        assert_eq!(self_call.len(), 1);
+        assert!(self_call[0].head_at_start && self_call[0].head_at_end);
+        let svg = svg(&map).unwrap();
+        assert_eq!(svg.matches(r#"<g class="edge "#).count(), 7);
+        assert!(svg.contains(r#"data-from="n3" data-to="n3""#));
+    }
+
+    #[test]
+    fn an_edge_to_a_node_not_on_the_map_is_left_out() {
+        let mut map = demo();
+        map.edges.push(edge("n1", "n9"));
+        let recorder = lay_out(&map).unwrap();
+        assert!(!recorder.boxes.contains_key(&Part::Label(4)));
+        assert_eq!(svg(&map).unwrap().matches(r#"<g class="edge "#).count(), 4);
     }
 }

@@ -17,6 +17,7 @@ use super::{charts, map_svg};
 use crate::inspect::Inspection;
 use crate::map::FACADE_NOTE;
 use crate::report::{AnalyticsCheck, CostSection, LocalCheck, Report, TelemetryCheck};
+use crate::stats::ErrorKind;
 
 /// The page's style sheet.
 const STYLE: &str = include_str!("style.css");
@@ -58,7 +59,7 @@ pub fn page(report: &Report, data: &PageData) -> String {
                     None => {}
                 }
                 footer {
-                    "Written by loadgen from a " code { (report.schema) } " report. Every figure on this page is a field of the run's JSON report (" code { "--json" } "); the page data is in " code { "#page-data" } "."
+                    "Written by loadgen from a " code { (report.schema) } " report. Every figure on this page is a field of the run's JSON report (" code { "--json" } "), rounded for display; the page data is in " code { "#page-data" } "."
                 }
                 script type="application/json" id="page-data" { (PreEscaped(data.to_script_json())) }
             }
@@ -110,7 +111,10 @@ fn map_section(report: &Report, data: &PageData) -> Markup {
             @match (&data.map, &report.inspection) {
                 (Some(map), Some(inspection)) => {
                     figure.map {
-                        (PreEscaped(map_svg::svg(map)))
+                        @match map_svg::svg(map) {
+                            Ok(svg) => (PreEscaped(svg)),
+                            Err(why) => p.warning { "The map could not be drawn: " (why) ". The table below holds it." },
+                        }
                         figcaption {
                             "X-Ray's service graph over the run's window (GetServiceGraph), laid out left to right. Each node shows its requests, fault share, average and p99 response time; the bar under it, its share of OK, error, throttle and fault."
                         }
@@ -219,7 +223,7 @@ fn outcomes_section(report: &Report) -> Markup {
                         tbody {
                             @for e in &report.errors {
                                 tr {
-                                    th { (format!("{:?}", e.kind)) }
+                                    th { (kind_name(e.kind)) }
                                     td { @if let Some(s) = e.status { (s) } @else { "-" } }
                                     td { (e.count) }
                                 }
@@ -229,6 +233,14 @@ fn outcomes_section(report: &Report) -> Markup {
                 }
             }
         }
+    }
+}
+
+/// An error class as the JSON names it (`client4xx`, `auth_denied`).
+fn kind_name(kind: ErrorKind) -> String {
+    match serde_json::to_value(kind) {
+        Ok(serde_json::Value::String(name)) => name,
+        _ => format!("{kind:?}"),
     }
 }
 
@@ -355,7 +367,7 @@ fn analytics_section(a: &AnalyticsCheck) -> Markup {
                     tr { th { "transform invocations" } td { (a.invocations) } }
                     tr { th { "documents in the indices" } td { (a.documents_in_index) } }
                     tr { th { "searchable after the last line" }
-                         td { @if let Some(ms) = a.lag_ms { (format!("{:.1}", ms as f64 / 1000.0)) " s" } @else { "not within the wait" } } }
+                         td { @if let Some(ms) = a.lag_ms { (ms) " ms" } @else { "not within the wait" } } }
                 }
             }
             table {
@@ -373,6 +385,8 @@ fn analytics_section(a: &AnalyticsCheck) -> Markup {
 }
 
 fn telemetry_section(t: &TelemetryCheck) -> Markup {
+    let functions: std::collections::BTreeSet<&String> =
+        t.invocations.keys().chain(t.reports.keys()).collect();
     html! {
         h3 #telemetry { "Lambda telemetry (Telemetry API → lambda-platform-*, lambda-function-*)" }
         div.panels {
@@ -380,8 +394,12 @@ fn telemetry_section(t: &TelemetryCheck) -> Markup {
                 caption { "Invocations and their platform.report documents" }
                 thead { tr { th { "function" } th { "invocations" } th { "reports" } } }
                 tbody {
-                    @for (function, invocations) in &t.invocations {
-                        tr { th { (function) } td { (invocations) } td { (t.reports.get(function).copied().unwrap_or(0)) } }
+                    @for function in functions {
+                        tr {
+                            th { (function) }
+                            td { @if let Some(n) = t.invocations.get(function) { (n) } @else { "-" } }
+                            td { @if let Some(n) = t.reports.get(function) { (n) } @else { "-" } }
+                        }
                     }
                 }
             }
@@ -440,7 +458,7 @@ fn cost_section(document: &CostDocument) -> Markup {
                                 th { (row.service) } td { (row.requests) }
                                 td { @if let Some(p99) = row.p99_ms { (p99) } @else { "-" } }
                                 td { (row.invocations) } td { (format!("{:.4}", row.billed_gb_seconds)) }
-                                td { (row.cold_start_percent) " %" }
+                                td { (format!("{:.1}", row.cold_start_percent)) " %" }
                                 td { @if let Some(per) = &row.cost_per_million_requests { (usd(per.total())) } @else { "-" } }
                             }
                         }

@@ -5,8 +5,8 @@
 //! call's service as `AWS::<service>`, else a `remote` node named after the subsegment); an edge
 //! from a segment to each segment whose `parent_id` is that segment itself (Lambda's service
 //! segment, `AWS::Lambda`, to its function's segment, `AWS::Lambda::Function`: X-Ray's
-//! console draws that edge; none when both segments are the same node); and a `client` node in
-//! front of each root segment. Edge statistics
+//! console draws that edge; when both are the same node, the inner one is that node's own work:
+//! no edge, and counted once); and a `client` node in front of each root segment. Edge statistics
 //! come from the caller's subsegment (or, for a segment under a segment, from the callee's
 //! segment: nothing on the caller's side timed the call), node statistics from the node's own
 //! segments.
@@ -163,20 +163,24 @@ pub fn service_graph<T: AsRef<[Entity]>>(
             .collect();
         let owners = owning_segments(entities);
         for segment in entities.iter().filter(|e| e.is_segment) {
+            // A segment under a segment (its owner is itself, not a subsegment's segment).
+            let parent = segment
+                .parent_id
+                .as_deref()
+                .and_then(|p| owners.get(p))
+                .filter(|parent| Some(parent.id.as_str()) == segment.parent_id.as_deref());
+            // Under a segment of its own node (a function's code tracing under Lambda's segment
+            // of that function, e.g. the transform Firehose invokes): one invocation of one node,
+            // counted once (by the outer segment), and no edge from the node to itself.
+            if parent.is_some_and(|parent| segment_key(parent) == segment_key(segment)) {
+                continue;
+            }
             nodes
                 .entry(segment_key(segment))
                 .or_default()
                 .stats
                 .record(&segment.fields);
-            // A segment under a segment (its owner is itself, not a subsegment's segment).
-            let parent = segment.parent_id.as_deref().and_then(|p| owners.get(p));
-            // A segment under a segment of its own node (a function's code tracing under
-            // Lambda's segment of that function, e.g. the transform Firehose invokes) is one
-            // node's work, not a call: no edge from the node to itself.
-            if let Some(parent) = parent.filter(|parent| {
-                Some(parent.id.as_str()) == segment.parent_id.as_deref()
-                    && segment_key(parent) != segment_key(segment)
-            }) {
+            if let Some(parent) = parent {
                 nodes
                     .entry(segment_key(parent))
                     .or_default()
