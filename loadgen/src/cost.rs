@@ -253,7 +253,7 @@ fn local_xray_client(state: &StackState) -> aws_sdk_xray::Client {
     let credentials = aws_credential_types::provider::SharedCredentialsProvider::new(
         aws_credential_types::Credentials::new("local", "local", None, None, "local-stack"),
     );
-    crate::app::xray_client(
+    crate::clients::xray_client(
         Some(&state.xray_endpoint),
         &state.region,
         Some(credentials),

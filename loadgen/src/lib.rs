@@ -3,7 +3,10 @@
 //!
 //! # Layout
 //! - [`cli`]: the command line.
-//! - [`app`]: a whole run (target, load, inspection, local checks, report).
+//! - [`app`]: the command line's runs from the laptop (the pipeline, then the report written).
+//! - [`pipeline`]: one run, stage by stage (target, drive, inspect, checks, report), for the
+//!   laptop and the runner alike.
+//! - [`clients`]: the AWS SDK clients (X-Ray, Lambda) for AWS or the local stack.
 //! - [`orders`]: seeded order bodies.
 //! - [`schedule`]: open-loop start times and stages.
 //! - [`driver`]: open and closed loops.
@@ -15,13 +18,15 @@
 //! - [`conservation`]: local runs: every unit of stock accounted for, from the inventory table.
 //! - [`report`]: the human and JSON reports.
 //! - [`html`]: the HTML run report (`--html`, `loadgen report`).
-//! - [`runner`]: loadgen as a Lambda in the stack's VPC (`--runner`), both ends.
+//! - [`runner`]: loadgen as a Lambda in the stack's VPC (`--runner`): the contract between the
+//!   laptop and the function, and the invocation.
 //! - [`cost`]: what the run or a window cost (`loadgen cost`, a local run's cost section).
 //! - [`analytics`]: the traffic-analytics dashboard's questions over OpenSearch (`loadgen analytics`).
 
 pub mod analytics;
 pub mod app;
 pub mod cli;
+pub mod clients;
 pub mod connection;
 pub mod conservation;
 pub mod cost;
@@ -30,6 +35,7 @@ pub mod html;
 pub mod inspect;
 pub mod map;
 pub mod orders;
+pub mod pipeline;
 pub mod report;
 pub mod runner;
 pub mod schedule;

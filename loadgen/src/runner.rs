@@ -5,9 +5,11 @@
 //! `loadgen --url` would and returns its report; the caller then inspects X-Ray (a function in a
 //! VPC without NAT reaches Lattice but not the X-Ray API) and prints and writes the report.
 //!
-//! This module owns both ends: the request the laptop sends, the argument line the runner builds
-//! from it (the target comes from the runner's environment; options naming files or other targets
-//! are refused), and the invocation.
+//! This module owns the contract between the two ends: the request the laptop sends, the argument
+//! line the runner builds from it (the target comes from the runner's environment; options naming
+//! files or other targets are refused), the invocation and the reading of its answer. The
+//! function's handler (`src/bin/loadgen-runner.rs`) runs those options through the same
+//! [pipeline](crate::pipeline) as `loadgen` itself.
 
 use aws_sdk_lambda::error::DisplayErrorContext;
 use aws_sdk_lambda::primitives::Blob;
@@ -105,15 +107,6 @@ pub fn runner_args(order_url: &str, request: &RunnerRequest) -> Result<RunArgs, 
     let cli = <Cli as clap::Parser>::try_parse_from(argv)
         .map_err(|e| RunnerError::Options(e.render().to_string().trim().to_owned()))?;
     Ok(cli.run)
-}
-
-/// The runner's side: one invocation runs one load and returns its report.
-pub async fn serve(request: RunnerRequest) -> Result<Report, RunnerError> {
-    let order_url = std::env::var(ORDER_URL_VARIABLE).map_err(|_| RunnerError::NoOrderUrl)?;
-    let args = runner_args(&order_url, &request)?;
-    crate::app::run(args)
-        .await
-        .map_err(|e| RunnerError::Failed(format!("{e:#}")))
 }
 
 /// The caller's side: invokes `function` with the load options of `args`; the runner's report.

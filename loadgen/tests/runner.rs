@@ -70,7 +70,7 @@ async fn a_run_through_the_runner_function_comes_back_complete() {
             .credentials_provider(loadgen_credentials(&stack))
             .build(),
     );
-    let report = loadgen::app::run_through_runner(
+    let report = loadgen::pipeline::run_through_runner(
         &cli.run,
         RUNNER_FUNCTION,
         &lambda,
