@@ -13,6 +13,7 @@
 //! - [`target`]: signed requests to a Lattice service.
 //! - [`segments`]: loadgen's own trace segment per order.
 //! - [`stats`]: histograms, statuses, errors, per-second series.
+//! - [`hdr`]: the histograms in the report, losslessly encoded, and their exact merge.
 //! - [`inspect`]: trace completeness and the service graph from X-Ray.
 //! - [`map`]: the service map as a table, Mermaid or DOT.
 //! - [`conservation`]: local runs: every unit of stock accounted for, from the inventory table.
@@ -31,6 +32,7 @@ pub mod connection;
 pub mod conservation;
 pub mod cost;
 pub mod driver;
+pub mod hdr;
 pub mod html;
 pub mod inspect;
 pub mod map;

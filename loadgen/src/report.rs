@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 
 use crate::conservation::StockConservation;
+use crate::hdr::EncodedHistograms;
 
 use crate::inspect::Inspection;
 use crate::stats::{
@@ -189,6 +190,9 @@ pub struct Report {
     pub dispatched_rps: Option<f64>,
     /// Latency.
     pub latency: Latency,
+    /// The latency histograms themselves, losslessly (HdrHistogram's V2 compressed encoding):
+    /// reports of runs made apart merge exactly ([`crate::hdr::merge`]).
+    pub histograms: EncodedHistograms,
     /// Measured requests per HTTP status.
     pub statuses: BTreeMap<String, u64>,
     /// The error taxonomy.
@@ -296,6 +300,7 @@ impl Report {
                     uncorrected: distribution(&stats.uncorrected),
                 },
             },
+            histograms: EncodedHistograms::of(stats),
             statuses: stats
                 .statuses
                 .iter()

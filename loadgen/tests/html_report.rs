@@ -36,8 +36,15 @@ fn the_fixture_is_a_valid_report() {
         .map(|e| format!("{e} at {}", e.instance_path()))
         .collect();
     assert!(errors.is_empty(), "{errors:#?}");
-    // It reads back whole.
+    // It reads back whole, its histograms too: every measured request, the same percentiles.
     assert_eq!(serde_json::to_value(demo()).unwrap(), written);
+    let report = demo();
+    let (corrected, _) = loadgen::hdr::merge([&report.histograms]).unwrap();
+    assert_eq!(corrected.len(), report.requests.measured);
+    assert_eq!(
+        loadgen::stats::percentiles(&corrected),
+        report.latency.corrected
+    );
 }
 
 #[test]

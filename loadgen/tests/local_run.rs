@@ -47,6 +47,17 @@ async fn a_local_run_has_complete_traces_and_agrees_with_the_access_log() {
 
     assert_eq!(report.requests.sent, 300);
     assert_eq!(report.requests.measured, 300);
+    // The report's histograms, losslessly: the same requests and percentiles.
+    let (corrected, uncorrected) = loadgen::hdr::merge([&report.histograms]).unwrap();
+    assert_eq!((corrected.len(), uncorrected.len()), (300, 300));
+    assert_eq!(
+        loadgen::stats::percentiles(&corrected),
+        report.latency.corrected
+    );
+    assert_eq!(
+        loadgen::stats::percentiles(&uncorrected),
+        report.latency.uncorrected
+    );
     assert_eq!(report.statuses.values().sum::<u64>(), 300);
     let inspection = report.inspection.as_ref().expect("inspected");
     assert_eq!(inspection.traces_found, 300);

@@ -86,6 +86,13 @@ async fn a_run_through_the_runner_function_comes_back_complete() {
         format!("{}/orders", stack.service_url("order").unwrap())
     );
     assert_eq!(report.requests.sent, 80);
+    // The runner's histograms came back whole: every request, the report's own percentiles.
+    let corrected = loadgen::hdr::decode(&report.histograms.corrected).unwrap();
+    assert_eq!(corrected.len(), 80);
+    assert_eq!(
+        loadgen::stats::percentiles(&corrected),
+        report.latency.corrected
+    );
     assert_eq!(report.statuses.values().sum::<u64>(), 80);
     let inspection = report.inspection.as_ref().expect("X-Ray was inspected");
     assert_eq!(inspection.traces_found, 80);
