@@ -3,6 +3,9 @@
 //! tools and interval logs read and write), by the hdrhistogram crate's serializer. Reports
 //! carry them so runs made apart (runner instances, machines) merge exactly: the percentiles of
 //! the union of their requests, never an average of percentiles.
+//!
+//! [`decode`] trusts the lengths an encoding declares (the crate's deserializer sizes its buffer
+//! from them): it is for reports loadgen made, not for untrusted input.
 
 use base64::Engine as _;
 use hdrhistogram::serialization::{Deserializer, Serializer as _, V2DeflateSerializer};
@@ -141,13 +144,6 @@ mod tests {
         assert_eq!(corrected, whole.corrected);
         assert_eq!(uncorrected, whole.uncorrected);
         assert_eq!(percentiles(&corrected), percentiles(&whole.corrected));
-        // An average of the parts' p99s is not the whole's p99: what merging exactly avoids.
-        let mean_p99 = parts
-            .iter()
-            .map(|p| percentiles(&p.corrected).p99_ms)
-            .sum::<f64>()
-            / parts.len() as f64;
-        assert_ne!(mean_p99, percentiles(&whole.corrected).p99_ms);
     }
 
     #[test]

@@ -146,10 +146,24 @@ pub fn read_answer(function_error: Option<&str>, body: &[u8]) -> Result<Report, 
             .unwrap_or_else(|_| String::from_utf8_lossy(body).into_owned());
         return Err(RunnerError::Failed(format!("{kind} error: {message}")));
     }
-    serde_json::from_slice(body).map_err(|e| RunnerError::Invoke {
+    let not_a_report = |why: String| RunnerError::Invoke {
         function: String::new(),
-        message: format!("the answer is not a loadgen report: {e}"),
-    })
+        message: format!("the answer is not a loadgen report: {why}"),
+    };
+    let answer: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| not_a_report(e.to_string()))?;
+    // A runner deployed from another version answers in its own format: say so, by name.
+    match answer.get("schema").and_then(serde_json::Value::as_str) {
+        Some(crate::report::SCHEMA) => {}
+        Some(other) => {
+            return Err(RunnerError::Failed(format!(
+                "the runner answered a {other} report and this loadgen reads {}: deploy the runner from this version",
+                crate::report::SCHEMA
+            )))
+        }
+        None => return Err(not_a_report("no schema".into())),
+    }
+    serde_json::from_value(answer).map_err(|e| not_a_report(e.to_string()))
 }
 
 #[cfg(test)]
@@ -299,5 +313,15 @@ mod tests {
             read_answer(None, b"{\"not\":\"a report\"}"),
             Err(RunnerError::Invoke { .. })
         ));
+        match read_answer(None, br#"{"schema":"loadgen-report/3","run_id":"r"}"#) {
+            Err(RunnerError::Failed(message)) => assert_eq!(
+                message,
+                format!(
+                    "the runner answered a loadgen-report/3 report and this loadgen reads {}: deploy the runner from this version",
+                    crate::report::SCHEMA
+                )
+            ),
+            other => panic!("{other:?}"),
+        }
     }
 }
