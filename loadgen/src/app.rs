@@ -92,6 +92,11 @@ pub async fn seed_stock(args: SeedStockArgs) -> anyhow::Result<()> {
 
 /// `loadgen inspect`.
 pub async fn inspect_only(args: InspectArgs) -> anyhow::Result<Inspection> {
+    if args.output.html.is_some() {
+        anyhow::bail!(
+            "--html draws a run's report, and `loadgen inspect` has only X-Ray's view: write the run's page with `loadgen --html`, or later with `loadgen report --from report.json --html FILE`"
+        );
+    }
     let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let region = region(args.region.as_deref(), &config)?;
     let xray = xray_client(

@@ -342,3 +342,23 @@ fn loadgen_report_writes_the_page_of_a_saved_report() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn loadgen_inspect_refuses_html_rather_than_writing_nothing() {
+    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args([
+            "inspect",
+            "--run-id",
+            "run-1",
+            "--html",
+            "/nonexistent/page.html",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--html draws a run's report, and `loadgen inspect` has only X-Ray's view"),
+        "{stderr}"
+    );
+}
