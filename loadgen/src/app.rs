@@ -31,8 +31,7 @@ fn emit(report: &Report, output: &OutputArgs) -> anyhow::Result<()> {
         println!("report written to {}", path.display());
     }
     if let Some(path) = &output.html {
-        crate::html::write(report, path)?;
-        println!("HTML report written to {}", path.display());
+        write_page(report, path)?;
     }
     if let (Some(path), Some(inspection)) = (&output.map_file, &report.inspection) {
         let text = match output.map_format {
@@ -45,13 +44,19 @@ fn emit(report: &Report, output: &OutputArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The run's HTML page, written to `path` and said so.
+fn write_page(report: &Report, path: &std::path::Path) -> anyhow::Result<()> {
+    crate::html::write(report, path)?;
+    println!("HTML report written to {}", path.display());
+    Ok(())
+}
+
 /// `loadgen report`: a saved report printed again, and its page written.
 pub fn saved_report(args: &ReportArgs) -> anyhow::Result<()> {
     let report = Report::read(&args.from)?;
     print!("{}", report.render());
     if let Some(path) = &args.html {
-        crate::html::write(&report, path)?;
-        println!("HTML report written to {}", path.display());
+        write_page(&report, path)?;
     }
     Ok(())
 }

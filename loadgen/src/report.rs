@@ -159,6 +159,21 @@ pub struct AnalyticsCheck {
     pub disagreements: Vec<String>,
 }
 
+/// Why a JSON document is not a report this loadgen reads (each reads after the document's
+/// name: "report.json is a loadgen-report/3 report; …").
+#[derive(Debug, thiserror::Error)]
+pub enum FormatError {
+    /// Another version of the format wrote it.
+    #[error("is a {0} report; this loadgen reads {SCHEMA}")]
+    OtherVersion(String),
+    /// No `schema` field: not a loadgen report.
+    #[error("is not a loadgen report (no schema)")]
+    NoSchema,
+    /// This version, with fields missing or malformed.
+    #[error("does not hold a whole {SCHEMA} report: {0}")]
+    Incomplete(serde_json::Error),
+}
+
 /// The whole report.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Report {
@@ -330,16 +345,16 @@ impl Report {
             .with_context(|| format!("reading the report {}", path.display()))?;
         let value: serde_json::Value = serde_json::from_str(&text)
             .with_context(|| format!("{} is not JSON", path.display()))?;
+        Self::from_json(value).map_err(|e| anyhow::anyhow!("{} {e}", path.display()))
+    }
+
+    /// The report `value` holds, when it is one of this format version ([`SCHEMA`]).
+    pub fn from_json(value: serde_json::Value) -> Result<Self, FormatError> {
         match value.get("schema").and_then(serde_json::Value::as_str) {
-            Some(SCHEMA) => {}
-            Some(other) => anyhow::bail!(
-                "{} is a {other} report; this loadgen reads {SCHEMA}",
-                path.display()
-            ),
-            None => anyhow::bail!("{} is not a loadgen report (no schema)", path.display()),
+            Some(SCHEMA) => serde_json::from_value(value).map_err(FormatError::Incomplete),
+            Some(other) => Err(FormatError::OtherVersion(other.to_owned())),
+            None => Err(FormatError::NoSchema),
         }
-        serde_json::from_value(value)
-            .with_context(|| format!("{} does not hold a whole {SCHEMA} report", path.display()))
     }
 
     /// The human report.

@@ -16,7 +16,7 @@ use aws_sdk_lambda::primitives::Blob;
 use serde::{Deserialize, Serialize};
 
 use crate::cli::{Cli, RunArgs};
-use crate::report::Report;
+use crate::report::{FormatError, Report};
 
 /// Where the runner finds the order service (set by the template).
 pub const ORDER_URL_VARIABLE: &str = "ORDER_SERVICE_URL";
@@ -153,17 +153,14 @@ pub fn read_answer(function_error: Option<&str>, body: &[u8]) -> Result<Report, 
     let answer: serde_json::Value =
         serde_json::from_slice(body).map_err(|e| not_a_report(e.to_string()))?;
     // A runner deployed from another version answers in its own format: say so, by name.
-    match answer.get("schema").and_then(serde_json::Value::as_str) {
-        Some(crate::report::SCHEMA) => {}
-        Some(other) => {
-            return Err(RunnerError::Failed(format!(
-                "the runner answered a {other} report and this loadgen reads {}: deploy the runner from this version",
-                crate::report::SCHEMA
-            )))
-        }
-        None => return Err(not_a_report("no schema".into())),
-    }
-    serde_json::from_value(answer).map_err(|e| not_a_report(e.to_string()))
+    Report::from_json(answer).map_err(|e| match e {
+        FormatError::OtherVersion(other) => RunnerError::Failed(format!(
+            "the runner answered a {other} report and this loadgen reads {}: deploy the runner from this version",
+            crate::report::SCHEMA
+        )),
+        FormatError::NoSchema => not_a_report("no schema".into()),
+        FormatError::Incomplete(e) => not_a_report(e.to_string()),
+    })
 }
 
 #[cfg(test)]
