@@ -20,7 +20,14 @@ fn here() -> PathBuf {
 }
 
 /// The venv's python with the requirements installed (installing them when they are missing).
+/// Made once per test binary: its tests run in parallel, and two of them creating the venv and
+/// pip-installing into it at once broke the first run on a fresh machine.
 fn python() -> PathBuf {
+    static PYTHON: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PYTHON.get_or_init(install_python).clone()
+}
+
+fn install_python() -> PathBuf {
     let venv = here().join("../../target/ci-tools/venv");
     let python = venv.join("bin/python");
     let has_sdk = |python: &Path| {

@@ -142,11 +142,17 @@ async fn every_invocation_has_its_report_and_every_log_line_is_indexed() {
     for report in &reports {
         assert_eq!(report["status"], "success");
         assert_eq!(report["memorySizeMB"], 256, "the deployment's memory");
-        let duration = report["durationMs"].as_f64().unwrap();
-        let init = report["initDurationMs"].as_f64().unwrap_or(0.0);
+        // In whole microseconds, the reported precision: a float sum of two 3-decimal
+        // figures can land a hair above the integer it should be.
+        let micros = |field: &str| {
+            report[field]
+                .as_f64()
+                .map_or(0, |ms| (ms * 1e3).round() as u64)
+        };
         assert_eq!(
             report["billedDurationMs"].as_u64().unwrap(),
-            (duration + init).ceil() as u64
+            (micros("durationMs") + micros("initDurationMs")).div_ceil(1_000),
+            "billed = duration + init, rounded up to the millisecond: {report}"
         );
         assert!(report["maxMemoryUsedMB"].as_u64().unwrap() > 0);
     }

@@ -137,9 +137,18 @@ pub struct Report<'a> {
 }
 
 /// The billed duration: duration (plus init on a cold start), rounded up to 1 ms.
+///
+/// It is computed from the durations as the record reports them (to the microsecond), so a
+/// reader who adds `durationMs` and `initDurationMs` and rounds up gets exactly this figure:
+/// 10.9996 ms is reported as `11.0` and billed as 11, not 12.
 pub fn billed_ms(duration: Duration, init: Option<Duration>) -> u64 {
-    let total = duration + init.unwrap_or_default();
-    total.as_nanos().div_ceil(1_000_000) as u64
+    let total_micros = reported_micros(duration) + init.map_or(0, reported_micros);
+    total_micros.div_ceil(1_000) as u64
+}
+
+/// A duration in whole microseconds, rounded to nearest: the precision [`millis`] reports.
+fn reported_micros(duration: Duration) -> u128 {
+    (duration.as_nanos() + 500) / 1_000
 }
 
 /// `platform.report`.
@@ -203,6 +212,17 @@ mod tests {
                 Some(Duration::from_micros(10_200))
             ),
             13
+        );
+        // Below the reported precision: 10.9996 ms is reported as 11.0 and billed as 11.
+        let just_under = Duration::from_nanos(10_999_600);
+        assert_eq!(millis(just_under), 11.0);
+        assert_eq!(billed_ms(just_under, None), 11);
+        assert_eq!(
+            billed_ms(
+                Duration::from_nanos(10_000_400),
+                Some(Duration::from_nanos(1_000_400))
+            ),
+            11
         );
     }
 
