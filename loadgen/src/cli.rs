@@ -27,6 +27,34 @@ fn run_id(text: &str) -> Result<String, String> {
     }
 }
 
+fn start_time(text: &str) -> Result<std::time::SystemTime, String> {
+    humantime::parse_rfc3339_weak(text)
+        .map_err(|e| format!("{text:?} is not an RFC 3339 time: {e}"))
+}
+
+fn partition(text: &str) -> Result<crate::partition::Partition, String> {
+    text.parse()
+        .map_err(|e: crate::partition::PartitionError| e.to_string())
+}
+
+fn runner_count(text: &str) -> Result<u32, String> {
+    text.parse::<u32>()
+        .ok()
+        .filter(|n| (1..=crate::fanout::MAX_RUNNERS).contains(n))
+        .ok_or_else(|| format!("{text:?}: runners are 1 to {}", crate::fanout::MAX_RUNNERS))
+}
+
+fn wave_length(text: &str) -> Result<Duration, String> {
+    let length = duration(text)?;
+    if length.is_zero() || length > crate::fanout::MAX_WAVE {
+        return Err(format!(
+            "{text:?}: a wave lasts at most {} (the runner's 15-minute limit, less its start and answer)",
+            humantime::format_duration(crate::fanout::MAX_WAVE)
+        ));
+    }
+    Ok(length)
+}
+
 fn positive_rate(text: &str) -> Result<f64, String> {
     text.parse::<f64>()
         .ok()
@@ -296,7 +324,7 @@ pub struct OutputArgs {
 }
 
 /// `loadgen [options]`.
-#[derive(Debug, Args)]
+#[derive(Clone, Debug, Args)]
 pub struct RunArgs {
     /// Start the embedded local stack (Lattice, Lambda, X-Ray on loopback) and target it.
     #[arg(long, conflicts_with = "url")]
@@ -309,6 +337,34 @@ pub struct RunArgs {
     /// its report; X-Ray is then inspected from here. AWS only.
     #[arg(long, value_name = "FUNCTION", conflicts_with_all = ["local", "url", "lambda"])]
     pub runner: Option<String>,
+    /// With --runner: invoke this many runners at once, each with its share of the load
+    /// (rate/N or concurrency/N, and its part of the order indexes), from one start time; their
+    /// histograms are merged exactly.
+    #[arg(long, value_parser = runner_count, default_value_t = 1, requires = "runner", value_name = "N")]
+    pub runners: u32,
+    /// With --runner: the longest a runner invocation drives load; a longer run (warm-up plus
+    /// --duration, or the stages) runs as consecutive waves of runners, merged the same way.
+    #[arg(long, value_parser = wave_length, default_value = "14m", requires = "runner")]
+    pub wave_length: Duration,
+    /// With --runner: how far ahead of the invocations the shared start time is set (time
+    /// for every runner to start; a runner later than that sends its first requests late).
+    #[arg(long, value_parser = duration, default_value = "3s", requires = "runner")]
+    pub start_lead: Duration,
+    /// Send only part K of N of the run: the orders whose index is K-1 modulo N (--runners sets
+    /// it on each runner; machines sharing a run by hand set it too, with one --start-at,
+    /// --seed and --run-id). --concurrency and --max-inflight are then this part's own.
+    #[arg(long, value_parser = partition, value_name = "K/N")]
+    pub partition: Option<crate::partition::Partition>,
+    /// Start the load at this wall-clock time (RFC 3339), not at once: the parts of a run share
+    /// it so their seconds line up.
+    #[arg(long, value_parser = start_time, value_name = "TIME")]
+    pub start_at: Option<std::time::SystemTime>,
+    /// Open loop: start this far into the schedule (a later wave of a fanned-out run).
+    #[arg(long, value_parser = duration, default_value = "0s", hide = true)]
+    pub schedule_from: Duration,
+    /// Closed loop: count order indexes from here (a later wave of a fanned-out run).
+    #[arg(long, default_value_t = 0, hide = true)]
+    pub first_index: u64,
     /// Invoke this Lambda function directly (aws-sdk-lambda) with Lattice-V2-shaped events,
     /// instead of going through Lattice; with --local, the local stack's function.
     #[arg(long, value_name = "FUNCTION")]
@@ -472,12 +528,42 @@ impl RunArgs {
             "timeout",
             humantime::format_duration(self.timeout).to_string(),
         );
+        if let Some(partition) = self.partition {
+            flag("partition", partition.to_string());
+        }
+        if let Some(start_at) = self.start_at {
+            flag(
+                "start-at",
+                humantime::format_rfc3339_millis(start_at).to_string(),
+            );
+        }
+        if !self.schedule_from.is_zero() {
+            flag(
+                "schedule-from",
+                humantime::format_duration(self.schedule_from).to_string(),
+            );
+        }
+        if self.first_index > 0 {
+            flag("first-index", self.first_index.to_string());
+        }
         if self.unsigned {
             args.push("--unsigned".to_owned());
         }
         // The runner cannot reach the X-Ray API from a VPC without NAT: the caller inspects.
         args.push("--no-inspect".to_owned());
         args
+    }
+
+    /// The load model in words (`open 200/s`, `open stages …`, `closed 8`).
+    pub fn model_text(&self) -> String {
+        match self.model() {
+            crate::driver::LoadModel::Open { .. } => match (self.rate, &self.stages) {
+                (Some(rate), _) => format!("open {rate}/s"),
+                (_, Some(stages)) => format!("open stages {stages}"),
+                _ => "open".into(),
+            },
+            crate::driver::LoadModel::Closed { concurrency } => format!("closed {concurrency}"),
+        }
     }
 
     /// `--orders`, defaulting to 500 when neither a count, a duration nor stages bound the run.

@@ -2,6 +2,11 @@
 //! whatever happened before, up to `--max-inflight`; late and dropped requests are counted) or
 //! closed loop (`--concurrency C`: C workers, each sending its next order when the last answers).
 //! Warm-up requests are sent but kept out of the statistics.
+//!
+//! A part of a shared-out run ([`Partition`]) sends only its own order indexes, from a start
+//! time shared by every part (`start_at`), and an open loop's later wave picks the schedule up
+//! where the last one ended (`schedule_from`): the parts together send the orders, at the
+//! instants, of one process running the whole load.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -11,6 +16,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::connection::Connection;
 use crate::orders::{Order, OrderGenerator};
+use crate::partition::Partition;
 use crate::schedule::Schedule;
 use crate::segments::{OrderTrace, SegmentSink};
 use crate::stats::{ErrorKind, RunStats, Sample, SecondStats, Series};
@@ -57,6 +63,17 @@ pub struct DriveConfig {
     pub scenario: String,
     /// Per-request timeout (how long a second of the series can still receive requests).
     pub timeout: Duration,
+    /// Which orders this process sends ([`Partition::WHOLE`]: all of them).
+    pub partition: Partition,
+    /// The wall-clock instant the schedule starts at, shared by the parts of a run (`None`: at
+    /// once). A part that gets there late starts at once, its first requests late.
+    pub start_at: Option<SystemTime>,
+    /// Open loop: where in the schedule this run starts (a later wave of a run split in time).
+    pub schedule_from: Duration,
+    /// Closed loop: the order index this run counts from (a later wave's).
+    pub first_index: u64,
+    /// Keep each second's histogram in the series (a part's series merge exactly).
+    pub second_histograms: bool,
 }
 
 /// Live counters for the progress line.
@@ -83,8 +100,10 @@ pub struct DriveOutcome {
     pub late: u64,
     /// Open loop: never sent because `--max-inflight` requests were outstanding.
     pub dropped: u64,
-    /// Wall-clock start of the run.
+    /// Wall-clock start of the run (the shared start time when there is one).
     pub started: SystemTime,
+    /// How long after the shared start time the load really began (zero when on time).
+    pub start_lag: Duration,
     /// Wall-clock end.
     pub ended: SystemTime,
     /// Length of the measured part.
@@ -263,6 +282,9 @@ impl Recorder {
 struct ClosedLoop {
     shared: Arc<Shared>,
     issued: Arc<AtomicU64>,
+    /// This process's first order index; then every `step`-th.
+    first: u64,
+    step: u64,
     limit: Option<u64>,
     deadline: Option<Instant>,
     interrupted: Arc<AtomicBool>,
@@ -289,7 +311,7 @@ impl ClosedLoop {
             if self.deadline.is_some_and(|d| Instant::now() >= d) {
                 break;
             }
-            let index = self.issued.fetch_add(1, Ordering::Relaxed);
+            let index = self.first + self.issued.fetch_add(1, Ordering::Relaxed) * self.step;
             if self.limit.is_some_and(|n| index >= n) {
                 break;
             }
@@ -353,8 +375,9 @@ pub async fn drive(
     mut stop: watch::Receiver<bool>,
     live: Arc<Live>,
 ) -> std::io::Result<DriveOutcome> {
-    let started = SystemTime::now();
-    let t0 = Instant::now();
+    let Some((started, t0, start_lag)) = start(config.start_at, &mut stop).await else {
+        return Ok(DriveOutcome::stopped_before_start(config));
+    };
     let measure_from = t0 + config.warmup;
     let deadline = config.duration.map(|d| measure_from + d);
     let shared = Arc::new(Shared {
@@ -368,7 +391,11 @@ pub async fn drive(
             .with_sample_rate(config.sample_rate),
     });
     let interrupted = Arc::new(AtomicBool::new(false));
-    let series = Arc::new(Mutex::new(Series::new(config.timeout, config.warmup)));
+    let mut series = Series::new(config.timeout, config.warmup);
+    if config.second_histograms {
+        series = series.keeping_histograms();
+    }
+    let series = Arc::new(Mutex::new(series));
     let (mut late, mut dropped, mut sent, mut dispatched_rate) = (0u64, 0u64, 0u64, None);
     let mut recorder = match &config.model {
         LoadModel::Open {
@@ -389,14 +416,17 @@ pub async fn drive(
             let inflight = Arc::new(AtomicU64::new(0));
             let mut measured_sent = 0u64;
             let mut last_dispatch = measure_from;
-            for index in 0u64.. {
+            let first = config
+                .partition
+                .first_at_or_after(schedule.first_at(config.schedule_from));
+            for index in (first..).step_by(config.partition.of() as usize) {
                 if config.orders.is_some_and(|n| index >= n) {
                     break;
                 }
                 let Some(offset) = schedule.offset(index) else {
                     break;
                 };
-                let intended = t0 + offset;
+                let intended = t0 + offset.saturating_sub(config.schedule_from);
                 if deadline.is_some_and(|d| intended >= d) {
                     break;
                 }
@@ -450,6 +480,8 @@ pub async fn drive(
             let closed = ClosedLoop {
                 shared: Arc::clone(&shared),
                 issued: Arc::new(AtomicU64::new(0)),
+                first: config.partition.first_at_or_after(config.first_index),
+                step: config.partition.step(),
                 limit: config.orders,
                 deadline,
                 interrupted: Arc::clone(&interrupted),
@@ -489,10 +521,60 @@ pub async fn drive(
         late,
         dropped,
         started,
+        start_lag,
         ended,
         measured: deadline.map_or(measured, |d| measured.min(d - measure_from)),
         dispatched_rate,
         interrupted: interrupted.load(Ordering::Relaxed),
         series: seconds,
     })
+}
+
+/// Waits for the shared start time `start_at` (or Ctrl-C: `None`). The run's wall-clock start,
+/// the `Instant` its schedule counts from and how late the load began: a part that reaches the
+/// start time late keeps the shared schedule, so its first requests are late, not shifted.
+async fn start(
+    start_at: Option<SystemTime>,
+    stop: &mut watch::Receiver<bool>,
+) -> Option<(SystemTime, Instant, Duration)> {
+    let Some(start_at) = start_at else {
+        return Some((SystemTime::now(), Instant::now(), Duration::ZERO));
+    };
+    if let Ok(ahead) = start_at.duration_since(SystemTime::now()) {
+        tokio::select! {
+            _ = tokio::time::sleep(ahead) => {}
+            _ = stop.wait_for(|s| *s) => return None,
+        }
+    }
+    let late = SystemTime::now()
+        .duration_since(start_at)
+        .unwrap_or_default();
+    let t0 = Instant::now()
+        .checked_sub(late)
+        .unwrap_or_else(Instant::now);
+    Some((start_at, t0, late))
+}
+
+impl DriveOutcome {
+    /// Ctrl-C before the shared start time: nothing sent.
+    fn stopped_before_start(config: &DriveConfig) -> Self {
+        let now = SystemTime::now();
+        Self {
+            stats: RunStats::default(),
+            sent: 0,
+            warmup_requests: 0,
+            late: 0,
+            dropped: 0,
+            started: config.start_at.unwrap_or(now),
+            start_lag: Duration::ZERO,
+            ended: now,
+            measured: Duration::ZERO,
+            dispatched_rate: None,
+            interrupted: true,
+            series: Vec::new(),
+            all_statuses: std::collections::BTreeMap::new(),
+            unanswered: 0,
+            traced: 0,
+        }
+    }
 }

@@ -10,6 +10,9 @@
 //! - [`orders`]: seeded order bodies.
 //! - [`schedule`]: open-loop start times and stages.
 //! - [`driver`]: open and closed loops.
+//! - [`partition`]: a run shared out between processes: which order indexes are whose.
+//! - [`fanout`]: `--runner F --runners N`: runner invocations at once and in waves, their
+//!   reports merged exactly.
 //! - [`target`]: signed requests to a Lattice service.
 //! - [`segments`]: loadgen's own trace segment per order.
 //! - [`stats`]: histograms, statuses, errors, per-second series.
@@ -32,11 +35,13 @@ pub mod connection;
 pub mod conservation;
 pub mod cost;
 pub mod driver;
+pub mod fanout;
 pub mod hdr;
 pub mod html;
 pub mod inspect;
 pub mod map;
 pub mod orders;
+pub mod partition;
 pub mod pipeline;
 pub mod report;
 pub mod runner;

@@ -9,6 +9,11 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
+/// A fresh run id, `run-` and 8 random hex digits.
+pub fn random_run_id() -> String {
+    format!("run-{:08x}", rand::rng().random::<u32>())
+}
+
 /// Customers the generator draws from.
 pub const CUSTOMERS: u64 = 10_000;
 

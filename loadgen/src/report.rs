@@ -16,7 +16,7 @@ use crate::stats::{
 };
 
 /// The report format's version.
-pub const SCHEMA: &str = "loadgen-report/4";
+pub const SCHEMA: &str = "loadgen-report/5";
 
 /// Request counts.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -223,6 +223,28 @@ pub struct Report {
     /// Local runs only: what the run cost.
     #[serde(default)]
     pub cost: Option<CostSection>,
+    /// A part of a shared-out run (`--partition`): which part, and when it started.
+    #[serde(default)]
+    pub part: Option<PartFacts>,
+    /// A run through runner functions (`--runner`, `--runners`): each runner's line, the
+    /// waves, and every runner that failed or timed out; the figures above are their merge.
+    #[serde(default)]
+    pub fanout: Option<crate::fanout::FanOut>,
+}
+
+/// Which part of a shared-out run a report is, and when it started.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PartFacts {
+    /// `K/N`.
+    pub partition: String,
+    /// The shared start time, RFC 3339.
+    pub start_at: String,
+    /// How long after it this part's load began, ms.
+    pub start_lag_ms: f64,
+    /// Open loop: where in the schedule this part started, s (a later wave's).
+    pub schedule_from_seconds: f64,
+    /// Closed loop: the order index it counted from.
+    pub first_index: u64,
 }
 
 /// A local run's cost: the `lattice-cost/2` document (`cost/report.schema.json`), or why there is
@@ -273,6 +295,8 @@ pub struct RunFacts {
     pub segments_not_sent: u64,
     /// The per-second series.
     pub series: Vec<SecondStats>,
+    /// A part of a shared-out run.
+    pub part: Option<PartFacts>,
 }
 
 impl Report {
@@ -335,6 +359,8 @@ impl Report {
             inspection: None,
             local: None,
             cost: None,
+            part: facts.part,
+            fanout: None,
         }
     }
 
@@ -396,6 +422,9 @@ impl Report {
             self.requests.late,
             self.requests.dropped
         );
+        if let Some(fanout) = &self.fanout {
+            out.push_str(&fanout.render());
+        }
         let _ = writeln!(
             out,
             "latency (ms)        p50      p90      p95      p99    p99.9      max"

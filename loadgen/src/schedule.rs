@@ -95,6 +95,31 @@ impl Schedule {
         }
         None
     }
+
+    /// The first request whose intended start is at or after `from`: where a later wave of a
+    /// run split in time ([`crate::fanout`]) picks the schedule up. Past the schedule's end, the
+    /// index one past its last request.
+    pub fn first_at(&self, from: Duration) -> u64 {
+        if from.is_zero() {
+            return 0;
+        }
+        let starts_before = |index: u64| self.offset(index).is_some_and(|o| o < from);
+        // Offsets grow with the index: widen until past `from`, then bisect.
+        let mut high = 1u64;
+        while starts_before(high) {
+            high = high.saturating_mul(2);
+        }
+        let mut low = 0u64;
+        while low < high {
+            let middle = low + (high - low) / 2;
+            if starts_before(middle) {
+                low = middle + 1;
+            } else {
+                high = middle;
+            }
+        }
+        low
+    }
 }
 
 #[cfg(test)]
@@ -123,6 +148,26 @@ mod tests {
         // Exactly rate × duration requests per stage.
         let count = (0..).take_while(|i| schedule.offset(*i).is_some()).count();
         assert_eq!(count, 120);
+    }
+
+    #[test]
+    fn a_later_wave_picks_the_schedule_up_at_its_first_request() {
+        let schedule = Schedule::new(parse_stages("10/s:2s, 100/s:1s").unwrap());
+        assert_eq!(schedule.first_at(Duration::ZERO), 0);
+        assert_eq!(schedule.first_at(Duration::from_millis(50)), 1);
+        assert_eq!(schedule.first_at(Duration::from_secs(1)), 10);
+        assert_eq!(schedule.first_at(Duration::from_secs(2)), 20);
+        assert_eq!(schedule.first_at(Duration::from_millis(2_005)), 21);
+        assert_eq!(
+            schedule.first_at(Duration::from_secs(60)),
+            120,
+            "past the end"
+        );
+        // Every index is in exactly one of two consecutive windows.
+        let constant = Schedule::constant(333.0);
+        let split = constant.first_at(Duration::from_secs(7));
+        assert!(constant.offset(split).unwrap() >= Duration::from_secs(7));
+        assert!(constant.offset(split - 1).unwrap() < Duration::from_secs(7));
     }
 
     #[test]

@@ -81,6 +81,39 @@ pub struct SecondStats {
     pub p50_ms: f64,
     /// 99th percentile of their corrected latency, ms.
     pub p99_ms: f64,
+    /// Their corrected latency histogram itself (µs, 2 significant digits; HdrHistogram's V2
+    /// compressed encoding), kept by a part of a fanned-out run ([`Series::keeping_histograms`])
+    /// so the parts' seconds merge exactly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub histogram: Option<String>,
+}
+
+impl SecondStats {
+    /// `second` of the run from its counts and corrected-latency histogram `h`.
+    pub fn of(
+        second: u64,
+        warmup: bool,
+        requests: u64,
+        errors: u64,
+        h: &Histogram<u64>,
+        keep_histogram: bool,
+    ) -> Self {
+        Self {
+            second,
+            warmup,
+            requests,
+            errors,
+            p50_ms: ms(h.value_at_quantile(0.50)),
+            p99_ms: ms(h.value_at_quantile(0.99)),
+            histogram: keep_histogram.then(|| crate::hdr::encode(h)),
+        }
+    }
+}
+
+/// An empty histogram of one second of the series (2 significant digits: ~25 KiB each, and
+/// only the series' horizon of them live).
+pub fn second_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_LATENCY_US, 2).expect("static bounds are valid")
 }
 
 /// One point of a histogram's percentile distribution (HdrHistogram's percentile output: the
@@ -232,6 +265,7 @@ pub struct Series {
     done: BTreeMap<u64, SecondStats>,
     horizon: u64,
     warmup: Duration,
+    keep_histograms: bool,
 }
 
 impl Series {
@@ -243,7 +277,15 @@ impl Series {
             done: BTreeMap::new(),
             horizon: horizon.as_secs() + 2,
             warmup,
+            keep_histograms: false,
         }
+    }
+
+    /// Each second also keeps its histogram, encoded (a few hundred bytes), when it leaves the
+    /// horizon: what a part of a fanned-out run reports, so the parts merge exactly.
+    pub fn keeping_histograms(mut self) -> Self {
+        self.keep_histograms = true;
+        self
     }
 
     fn second_stats(
@@ -253,14 +295,8 @@ impl Series {
         errors: u64,
         h: &Histogram<u64>,
     ) -> SecondStats {
-        SecondStats {
-            second,
-            warmup: Duration::from_secs(second) < self.warmup,
-            requests,
-            errors,
-            p50_ms: ms(h.value_at_quantile(0.50)),
-            p99_ms: ms(h.value_at_quantile(0.99)),
-        }
+        let warmup = Duration::from_secs(second) < self.warmup;
+        SecondStats::of(second, warmup, requests, errors, h, self.keep_histograms)
     }
 
     /// Records one request.
@@ -272,14 +308,10 @@ impl Series {
             done.errors += failed;
             return;
         }
-        let entry = self.live.entry(sample.second).or_insert_with(|| {
-            (
-                0,
-                0,
-                // 2 significant digits: ~25 KiB each, and only `horizon` of them live.
-                Histogram::new_with_bounds(1, MAX_LATENCY_US, 2).expect("static bounds are valid"),
-            )
-        });
+        let entry = self
+            .live
+            .entry(sample.second)
+            .or_insert_with(|| (0, 0, second_histogram()));
         entry.0 += 1;
         entry.1 += failed;
         entry

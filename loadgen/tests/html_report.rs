@@ -225,7 +225,7 @@ fn a_file_that_is_not_a_whole_report_is_refused_with_the_reason() {
     );
     assert!(
         error(&truncated).contains(
-            "truncated.json does not hold a whole loadgen-report/4 report: missing field"
+            "truncated.json does not hold a whole loadgen-report/5 report: missing field"
         ),
         "{}",
         error(&truncated)

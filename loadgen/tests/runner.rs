@@ -70,7 +70,7 @@ async fn a_run_through_the_runner_function_comes_back_complete() {
             .credentials_provider(loadgen_credentials(&stack))
             .build(),
     );
-    let report = loadgen::pipeline::run_through_runner(
+    let report = loadgen::pipeline::run_through_runners(
         &cli.run,
         RUNNER_FUNCTION,
         &lambda,
@@ -81,6 +81,9 @@ async fn a_run_through_the_runner_function_comes_back_complete() {
     .expect("the runner answers with a report, then X-Ray is inspected");
 
     assert_eq!(report.run_id, "runner-run");
+    let fanout = report.fanout.as_ref().expect("the runner's line");
+    assert_eq!((fanout.runners, fanout.waves, fanout.answered), (1, 1, 1));
+    assert_eq!(fanout.invocations[0].partition, "1/1");
     assert_eq!(
         report.target,
         format!("{}/orders", stack.service_url("order").unwrap())

@@ -90,6 +90,9 @@ pub struct StackConfig {
     /// stack does: invoked through the Invoke API, running as the loadgen role, told order's URL,
     /// tracing to the daemon. Not behind Lattice (it is a caller, not a service).
     pub runner_binary: Option<PathBuf>,
+    /// Environments the runner function may run at once (its reserved concurrency): one per
+    /// runner a fanned-out run (`loadgen --runners N`) invokes together.
+    pub runner_instances: usize,
     /// Where the functions send their segment documents (`AWS_XRAY_DAEMON_ADDRESS`); `None` is
     /// this stack's daemon. A port nobody listens on plays a daemon that is down.
     pub functions_xray_daemon: Option<String>,
@@ -130,6 +133,7 @@ impl StackConfig {
             downstream_timeout: Duration::from_secs(3),
             rebuild_binaries: false,
             runner_binary: None,
+            runner_instances: 2,
             functions_xray_daemon: None,
             dynamodb: DynamoDbSetup::default(),
             search: SearchSetup::default(),
@@ -974,7 +978,7 @@ fn runner_function(
         ],
         memory_mb: 1024,
         timeout: Duration::from_secs(900),
-        concurrency: 2,
+        concurrency: config.runner_instances.max(1),
         region: config.region.clone(),
         account_id: config.account_id.clone(),
         xray_daemon: Some(daemon.to_string()),

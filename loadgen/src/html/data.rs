@@ -361,6 +361,16 @@ fn lost_verdict(report: &Report) -> Verdict {
         report.segments_not_sent
     )];
     let mut holds = report.segments_not_sent == 0;
+    if let Some(fanout) = &report.fanout {
+        holds &= fanout.complete();
+        found.push(format!(
+            "runners: {} of {} invocations answered, {} failed, {} timed out",
+            fanout.answered,
+            fanout.invocations.len(),
+            fanout.failed,
+            fanout.timed_out
+        ));
+    }
     if let Some(local) = &report.local {
         holds &= local.rejected_documents == 0 && local.evicted_traces == 0;
         found.push(format!(

@@ -14,6 +14,7 @@ use lattice_cost::render::{usd, LINE_NAMES};
 
 use super::data::{Chart, PageData, VerdictState, XScale};
 use super::{charts, map_svg};
+use crate::fanout::{FanOut, Outcome};
 use crate::inspect::Inspection;
 use crate::map::FACADE_NOTE;
 use crate::report::{AnalyticsCheck, CostSection, LocalCheck, Report, TelemetryCheck};
@@ -44,6 +45,9 @@ pub fn page(report: &Report, data: &PageData) -> String {
                 }
                 (latency_section(report, data))
                 (outcomes_section(report))
+                @if let Some(fanout) = &report.fanout {
+                    (runners_section(fanout))
+                }
                 @if let Some(inspection) = &report.inspection {
                     (traces_section(inspection))
                 }
@@ -227,6 +231,47 @@ fn outcomes_section(report: &Report) -> Markup {
                                     td { @if let Some(s) = e.status { (s) } @else { "-" } }
                                     td { (e.count) }
                                 }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `--runners`: every runner invocation, the failed and timed-out ones named.
+fn runners_section(fanout: &FanOut) -> Markup {
+    html! {
+        section #runners {
+            h2 { "Runners" }
+            p.note {
+                (fanout.runners) " × " code { (fanout.function) }
+                @if fanout.waves > 1 { ", in " (fanout.waves) " consecutive waves" }
+                ". The figures on this page are the answering runners' requests merged: their histograms added, not their percentiles averaged."
+            }
+            @if !fanout.complete() {
+                p.bad { (fanout.failed) " failed and " (fanout.timed_out) " timed out of " (fanout.invocations.len()) " invocations: their requests are not in these figures." }
+            }
+            table {
+                thead { tr { th { "wave" } th { "part" } th { "outcome" } th { "sent" } th { "measured" } th { "failed" } th { "p50 ms" } th { "p99 ms" } th { "start lag ms" } } }
+                tbody {
+                    @for line in &fanout.invocations {
+                        @let bad = line.outcome != Outcome::Answered;
+                        tr class=[bad.then_some("bad")] {
+                            td { (line.wave) }
+                            td { (line.partition) }
+                            @match &line.figures {
+                                Some(f) => {
+                                    td { "answered" }
+                                    td { (f.sent) } td { (f.measured) } td { (f.failed) }
+                                    td { (format!("{:.2}", f.p50_ms)) } td { (format!("{:.2}", f.p99_ms)) }
+                                    td { (format!("{:.1}", f.start_lag_ms)) }
+                                },
+                                None => {
+                                    td { @if line.outcome == Outcome::TimedOut { "timed out" } @else { "failed" } }
+                                    td colspan="6" { (line.message.as_deref().unwrap_or("")) }
+                                },
                             }
                         }
                     }

@@ -22,8 +22,10 @@ use crate::analytics::local_run;
 use crate::cli::{OutputArgs, RunArgs};
 use crate::clients::{lambda_client, region, xray_client};
 use crate::driver::{drive, DriveConfig, DriveOutcome, Live, LoadModel};
+use crate::fanout;
 use crate::inspect::{inspect, InspectConfig, Inspection};
-use crate::report::{Report, RunFacts};
+use crate::partition::Partition;
+use crate::report::{PartFacts, Report, RunFacts};
 use crate::runner;
 use setup::Setup;
 
@@ -39,9 +41,12 @@ pub async fn execute(args: &RunArgs, bar: &ProgressBar) -> anyhow::Result<Report
             None,
             Some(&config),
         );
-        return run_through_runner(args, function, &lambda, &xray, bar).await;
+        return run_through_runners(args, function, &lambda, &xray, bar).await;
     }
-    let run_id = args.run_id.clone().unwrap_or_else(random_run_id);
+    let run_id = args
+        .run_id
+        .clone()
+        .unwrap_or_else(crate::orders::random_run_id);
     let model = args.model();
     // target
     let setup = setup::prepare(args, &run_id, &model, bar).await?;
@@ -54,7 +59,7 @@ pub async fn execute(args: &RunArgs, bar: &ProgressBar) -> anyhow::Result<Report
         }
         None => None,
     };
-    let mut report = report_of(args, &run_id, &model, &setup, &outcome);
+    let mut report = report_of(args, &run_id, &setup, &outcome);
     // inspect
     if !args.no_inspect && !outcome.interrupted {
         report.inspection =
@@ -76,24 +81,27 @@ pub async fn execute(args: &RunArgs, bar: &ProgressBar) -> anyhow::Result<Report
     Ok(report)
 }
 
-/// `--runner`: the runner function drives the load inside the VPC; X-Ray is inspected from here
-/// (a function in a VPC without NAT reaches Lattice, not the X-Ray API). The clients are the
-/// caller's: AWS's from the config chain, or the local stack's in tests.
-pub async fn run_through_runner(
+/// `--runner`: runner functions drive the load inside the VPC, `--runners` of them at once,
+/// in waves when the run is longer than one invocation ([`fanout`]); their reports merged are
+/// the run's. X-Ray is inspected from here (a function in a VPC without NAT reaches Lattice,
+/// not the X-Ray API). The clients are the caller's: AWS's from the config chain, or the local
+/// stack's in tests.
+pub async fn run_through_runners(
     args: &RunArgs,
     function: &str,
     lambda: &aws_sdk_lambda::Client,
     xray: &aws_sdk_xray::Client,
     bar: &ProgressBar,
 ) -> anyhow::Result<Report> {
-    bar.set_message(format!(
-        "{function} is running the load inside the VPC (it answers when done, up to 15 min)…"
-    ));
     bar.enable_steady_tick(Duration::from_millis(120));
-    let mut report = runner::run_remotely(lambda, function, args).await?;
+    let invoke = |part_args: RunArgs| {
+        let (lambda, function) = (lambda.clone(), function.to_owned());
+        async move { runner::run_remotely(&lambda, &function, &part_args).await }
+    };
+    let mut report = fanout::run(args, function, invoke, |m| bar.set_message(m)).await?;
     if !args.no_inspect && !report.interrupted {
         let started = humantime::parse_rfc3339(&report.started_at)
-            .map_err(|e| anyhow::anyhow!("the runner's started_at {:?}: {e}", report.started_at))?;
+            .map_err(|e| anyhow::anyhow!("the runners' started_at {:?}: {e}", report.started_at))?;
         report.inspection = Some(inspect_run(xray, &report, started, &args.output, bar).await?);
     }
     bar.finish_and_clear();
@@ -128,6 +136,11 @@ async fn drive_load(
         run_id: run_id.to_owned(),
         scenario: args.scenario.clone(),
         timeout: args.timeout,
+        partition: args.partition.unwrap_or(Partition::WHOLE),
+        start_at: args.start_at,
+        schedule_from: args.schedule_from,
+        first_index: args.first_index,
+        second_histograms: args.partition.is_some(),
     };
     let outcome = drive(
         Arc::clone(&setup.target),
@@ -159,19 +172,13 @@ async fn progress(live: Arc<Live>, bar: ProgressBar) {
 }
 
 /// The report of what the drive stage measured (no inspection, no checks yet).
-fn report_of(
-    args: &RunArgs,
-    run_id: &str,
-    model: &LoadModel,
-    setup: &Setup,
-    outcome: &DriveOutcome,
-) -> Report {
+fn report_of(args: &RunArgs, run_id: &str, setup: &Setup, outcome: &DriveOutcome) -> Report {
     Report::new(
         RunFacts {
             run_id: run_id.to_owned(),
             scenario: args.scenario.clone(),
             target: setup.target.url().to_owned(),
-            model: model_text(model, args),
+            model: args.model_text(),
             started_at: outcome.started,
             ended_at: outcome.ended,
             interrupted: outcome.interrupted,
@@ -185,6 +192,13 @@ fn report_of(
             dispatched_rps: outcome.dispatched_rate,
             segments_not_sent: setup.sink.failed(),
             series: outcome.series.clone(),
+            part: args.partition.map(|partition| PartFacts {
+                partition: partition.to_string(),
+                start_at: humantime::format_rfc3339_millis(outcome.started).to_string(),
+                start_lag_ms: outcome.start_lag.as_secs_f64() * 1e3,
+                schedule_from_seconds: args.schedule_from.as_secs_f64(),
+                first_index: args.first_index,
+            }),
         },
         &outcome.stats,
     )
@@ -210,20 +224,4 @@ async fn inspect_run(
         check_limit: output.check_limit,
     };
     inspect(xray, &config, |m| bar.set_message(m.to_owned())).await
-}
-
-fn model_text(model: &LoadModel, args: &RunArgs) -> String {
-    match model {
-        LoadModel::Open { .. } => match (args.rate, &args.stages) {
-            (Some(rate), _) => format!("open {rate}/s"),
-            (_, Some(stages)) => format!("open stages {stages}"),
-            _ => "open".into(),
-        },
-        LoadModel::Closed { concurrency } => format!("closed {concurrency}"),
-    }
-}
-
-fn random_run_id() -> String {
-    use rand::Rng;
-    format!("run-{:08x}", rand::rng().random::<u32>())
 }
