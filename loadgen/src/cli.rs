@@ -46,6 +46,11 @@ fn runner_count(text: &str) -> Result<u32, String> {
 
 fn wave_length(text: &str) -> Result<Duration, String> {
     let length = duration(text)?;
+    if length.subsec_nanos() != 0 {
+        return Err(format!(
+            "{text:?}: a wave lasts whole seconds (the waves' seconds follow each other in the series)"
+        ));
+    }
     if length.is_zero() || length > crate::fanout::MAX_WAVE {
         return Err(format!(
             "{text:?}: a wave lasts at most {} (the runner's 15-minute limit, less its start and answer)",

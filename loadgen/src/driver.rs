@@ -110,6 +110,9 @@ pub struct DriveOutcome {
     pub measured: Duration,
     /// Open loop: the rate actually dispatched in the measured part, per second.
     pub dispatched_rate: Option<f64>,
+    /// Open loop: requests dispatched in the measured part, and from its start to the last of
+    /// them (what `dispatched_rate` is made of: the parts of a run add up from these).
+    pub dispatched_measured: Option<(u64, Duration)>,
     /// Stopped by Ctrl-C.
     pub interrupted: bool,
     /// Per second of the measured part.
@@ -397,6 +400,7 @@ pub async fn drive(
     }
     let series = Arc::new(Mutex::new(series));
     let (mut late, mut dropped, mut sent, mut dispatched_rate) = (0u64, 0u64, 0u64, None);
+    let mut dispatched_measured = None;
     let mut recorder = match &config.model {
         LoadModel::Open {
             schedule,
@@ -458,9 +462,9 @@ pub async fn drive(
                     let _ = tx.send(finished).await;
                 });
             }
-            let window = last_dispatch
-                .saturating_duration_since(measure_from)
-                .as_secs_f64();
+            let span = last_dispatch.saturating_duration_since(measure_from);
+            dispatched_measured = Some((measured_sent, span));
+            let window = span.as_secs_f64();
             if measured_sent > 1 && window > 0.0 {
                 // n requests span n-1 intervals.
                 dispatched_rate = Some((measured_sent - 1) as f64 / window);
@@ -525,6 +529,7 @@ pub async fn drive(
         ended,
         measured: deadline.map_or(measured, |d| measured.min(d - measure_from)),
         dispatched_rate,
+        dispatched_measured,
         interrupted: interrupted.load(Ordering::Relaxed),
         series: seconds,
     })
@@ -559,17 +564,19 @@ impl DriveOutcome {
     /// Ctrl-C before the shared start time: nothing sent.
     fn stopped_before_start(config: &DriveConfig) -> Self {
         let now = SystemTime::now();
+        let started = config.start_at.unwrap_or(now).min(now);
         Self {
             stats: RunStats::default(),
             sent: 0,
             warmup_requests: 0,
             late: 0,
             dropped: 0,
-            started: config.start_at.unwrap_or(now),
+            started,
             start_lag: Duration::ZERO,
             ended: now,
             measured: Duration::ZERO,
             dispatched_rate: None,
+            dispatched_measured: None,
             interrupted: true,
             series: Vec::new(),
             all_statuses: std::collections::BTreeMap::new(),

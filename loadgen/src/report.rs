@@ -245,6 +245,11 @@ pub struct PartFacts {
     pub schedule_from_seconds: f64,
     /// Closed loop: the order index it counted from.
     pub first_index: u64,
+    /// Open loop: requests dispatched in the measured part (the parts' rates add up from
+    /// these and the spans, not from their `dispatched_rps`).
+    pub dispatched_measured: Option<u64>,
+    /// Open loop: from the measured part's start to its last dispatch, s.
+    pub dispatch_span_seconds: Option<f64>,
 }
 
 /// A local run's cost: the `lattice-cost/2` document (`cost/report.schema.json`), or why there is

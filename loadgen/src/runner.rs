@@ -66,6 +66,10 @@ pub enum RunnerError {
     /// The run itself failed (in the runner), or the runner answered with an error.
     #[error("the run failed: {0}")]
     Failed(String),
+    /// The invocation ran out of time: Lambda's own timeout (`Sandbox.Timedout`, "Task timed
+    /// out after …") or the client's.
+    #[error("timed out: {0}")]
+    TimedOut(String),
     /// The invocation did not happen or its answer could not be read.
     #[error("invoking {function}: {message}")]
     Invoke {
@@ -83,6 +87,7 @@ impl From<RunnerError> for lambda_runtime::Diagnostic {
             RunnerError::Refused(_) => "RefusedOption",
             RunnerError::Options(_) => "BadOptions",
             RunnerError::Failed(_) => "RunFailed",
+            RunnerError::TimedOut(_) => "TimedOut",
             RunnerError::Invoke { .. } => "InvokeFailed",
         };
         Self {
@@ -129,7 +134,13 @@ pub async fn run_remotely(
         .payload(Blob::new(payload))
         .send()
         .await
-        .map_err(|e| invoke_error(DisplayErrorContext(e).to_string()))?;
+        .map_err(|e| match e {
+            aws_sdk_lambda::error::SdkError::TimeoutError(_) => RunnerError::TimedOut(format!(
+                "no answer from {function} within {} s",
+                INVOKE_TIMEOUT.as_secs()
+            )),
+            other => invoke_error(DisplayErrorContext(other).to_string()),
+        })?;
     let body = output.payload().map(Blob::as_ref).unwrap_or_default();
     read_answer(output.function_error(), body).map_err(|e| match e {
         RunnerError::Invoke { message, .. } => invoke_error(message),
@@ -141,9 +152,27 @@ pub async fn run_remotely(
 /// document as the body) or the report.
 pub fn read_answer(function_error: Option<&str>, body: &[u8]) -> Result<Report, RunnerError> {
     if let Some(kind) = function_error {
-        let message = serde_json::from_slice::<lambda_runtime::Diagnostic>(body)
-            .map(|d| format!("{}: {}", d.error_type, d.error_message))
-            .unwrap_or_else(|_| String::from_utf8_lossy(body).into_owned());
+        let diagnostic: Option<serde_json::Value> = serde_json::from_slice(body).ok();
+        let field = |name: &str| {
+            diagnostic
+                .as_ref()
+                .and_then(|d| d.get(name))
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let (error_type, error_message) = (field("errorType"), field("errorMessage"));
+        // Lambda's timeout: errorType Sandbox.Timedout, or (older runtimes) only the message.
+        if error_type == "Sandbox.Timedout" || error_message.contains("Task timed out after") {
+            return Err(RunnerError::TimedOut(format!(
+                "{kind} error: {error_message}"
+            )));
+        }
+        let message = if diagnostic.is_some() {
+            format!("{error_type}: {error_message}")
+        } else {
+            String::from_utf8_lossy(body).into_owned()
+        };
         return Err(RunnerError::Failed(format!("{kind} error: {message}")));
     }
     let not_a_report = |why: String| RunnerError::Invoke {
@@ -218,6 +247,14 @@ mod tests {
             "report.html",
             "--region",
             "eu-west-1",
+            "--partition",
+            "2/4",
+            "--start-at",
+            "2026-12-03T19:00:00.123Z",
+            "--schedule-from",
+            "14m",
+            "--first-index",
+            "1099511627776",
         ]);
         let there = on_runner(&here);
         assert_eq!(
@@ -244,6 +281,18 @@ mod tests {
             "the runner cannot reach X-Ray: the caller inspects"
         );
         assert_eq!(there.orders_limit(), here.orders_limit());
+        // A fanned-out part's place in the run survives the trip exactly.
+        assert_eq!(
+            there.partition.map(|p| p.to_string()).as_deref(),
+            Some("2/4")
+        );
+        assert_eq!(there.start_at, here.start_at);
+        assert_eq!(
+            there.start_at,
+            Some(std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_796_324_400_123))
+        );
+        assert_eq!(there.schedule_from, std::time::Duration::from_secs(14 * 60));
+        assert_eq!(there.first_index, 1 << 40);
     }
 
     #[test]
@@ -303,6 +352,17 @@ mod tests {
                 "Unhandled error: RefusedOption: the runner does not take --json"
             ),
             other => panic!("{other:?}"),
+        }
+        for timeout in [
+            &br#"{"errorType":"Sandbox.Timedout","errorMessage":"RequestId: r-1 Error: Task timed out after 900.00 seconds"}"#[..],
+            br#"{"errorMessage":"2026-12-03T19:00:00.000Z r-1 Task timed out after 900.00 seconds"}"#,
+        ] {
+            match read_answer(Some("Unhandled"), timeout) {
+                Err(RunnerError::TimedOut(message)) => {
+                    assert!(message.starts_with("Unhandled error: "), "{message}")
+                }
+                other => panic!("{other:?}"),
+            }
         }
         let diagnostic = lambda_runtime::Diagnostic::from(RunnerError::NoOrderUrl);
         assert_eq!(diagnostic.error_type, "NoOrderUrl");

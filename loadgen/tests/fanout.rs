@@ -229,6 +229,63 @@ async fn four_runners_merge_exactly_and_send_the_single_run_orders() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_loop_in_waves_sends_the_single_run_orders_once() {
+    let stack = stack("waves").await;
+    // 300 orders at 100/s start over 2.99 s: three waves of 1 s, four runners each.
+    let args = run_args(&[
+        "--rate",
+        "100",
+        "--orders",
+        "300",
+        "--wave-length",
+        "1s",
+        "--start-lead",
+        "1s",
+        "--seed",
+        "5",
+        "--run-id",
+        "fanout-waves",
+    ]);
+    let (report, answers) = fan_out(&stack, &args).await;
+    let fanout = report.fanout.as_ref().expect("the runners' section");
+    assert_eq!((fanout.waves, fanout.answered, fanout.failed), (3, 12, 0));
+    assert_eq!(answers.len(), 12);
+    assert_eq!(report.requests.sent + report.requests.dropped, 300);
+    assert_eq!(order_lines(&stack), report.requests.sent);
+    let per_second: u64 = report.series.iter().map(|s| s.requests).sum();
+    assert_eq!(per_second, report.requests.sent);
+    assert_eq!(report.series.last().map(|s| s.second), Some(2));
+    let single_run: BTreeSet<String> = (0..300)
+        .map(|i| OrderGenerator::new(5, "fanout-waves").order(i).order_id)
+        .collect();
+    assert_eq!(
+        report.requests.dropped, 0,
+        "nothing dropped at --max-inflight"
+    );
+    // Every order the order function served is one of the single run's, once each (those it
+    // never saw were answered by the local Lattice or Lambda service: throttled or timed out
+    // while four runners start at once on two cores; they are in the statuses).
+    let served = stack.functions["order"].stats().invocations;
+    wait_for("every served order's trace", || {
+        annotated_order_ids(&stack).len() as u64 >= served
+    })
+    .await;
+    let annotated = annotated_order_ids(&stack);
+    assert_eq!(annotated.len() as u64, served);
+    assert!(annotated.is_subset(&single_run), "{annotated:?}");
+    assert!(
+        served >= 200,
+        "most orders served: {served} ({:?})",
+        report.statuses
+    );
+    assert!(report
+        .render()
+        .contains("in 3 consecutive waves of up to 1s"));
+    assert_eq!(schema_errors(&report), Vec::<String>::new());
+    stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_runner_killed_mid_run_is_reported_and_the_rest_are_merged() {
     let stack = stack("kill").await;
     let args = run_args(&[

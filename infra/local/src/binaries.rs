@@ -38,12 +38,40 @@ pub fn build_service_binaries(names: &[&str]) -> std::io::Result<Vec<PathBuf>> {
     Ok(names.iter().map(|name| dir.join(name)).collect())
 }
 
+/// The running executable's own binary and package, when Cargo ran it (`cargo run` sets
+/// `CARGO_BIN_NAME` and `CARGO_PKG_NAME` for the program it runs).
+fn running_binary() -> Option<(String, String)> {
+    let bin = std::env::var("CARGO_BIN_NAME").ok()?;
+    let package = std::env::var("CARGO_PKG_NAME").ok()?;
+    let built = profile_dir()?.join(&bin);
+    let running = std::env::current_exe().ok()?;
+    (built == running).then_some((bin, package))
+}
+
+/// `cargo build` of the binaries `names` (each its package's), in the same invocation as the
+/// running executable's own binary when Cargo ran it (`cargo run -p loadgen -- --local`).
+///
+/// Why the same invocation: Cargo decides per invocation how each dependency is compiled for
+/// LTO (`[profile.release]` has `lto = "thin"`): object code and bitcode when anything in the
+/// graph needs object code (the local stack links dynoxide-rs, a `cdylib`, so loadgen's graph
+/// does), bitcode alone otherwise. The functions built alone got the other mode, so ~300
+/// dependencies compiled a second time even with one feature set (the workspace-hack crate). With
+/// the running binary in the invocation, the graph is loadgen's plus the functions': loadgen's
+/// own units are unchanged (fresh) and the functions reuse them.
 fn build(names: &[&str], profile_dir: &Path) -> std::io::Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let mut command = Command::new(cargo);
     command.args(["build", "--quiet"]);
-    for name in names {
-        command.args(["--bin", name, "-p", name]);
+    let version = env!("CARGO_PKG_VERSION");
+    let mut packages: Vec<(String, String)> = names
+        .iter()
+        .map(|n| (n.to_string(), n.to_string()))
+        .collect();
+    packages.extend(running_binary());
+    for (bin, package) in &packages {
+        // By version: crates.io has packages of some of these names too (`inventory`, a
+        // dependency of typetag), which Cargo refuses as ambiguous. The workspace's share one.
+        command.args(["--bin", bin, "-p", &format!("{package}@{version}")]);
     }
     if profile_dir.file_name().is_some_and(|n| n == "release") {
         command.arg("--release");

@@ -141,20 +141,30 @@ fn measured_seconds(parts: &[PartReport]) -> f64 {
     by_wave.values().sum()
 }
 
-/// Open loop: the rate dispatched, the parts of a wave adding up, the waves weighted by length.
+/// Open loop: the rate dispatched, as one process counts it (n requests over the span from
+/// the measured part's start to the last of them: n-1 intervals), from the parts' counts and
+/// spans, the waves weighted by their spans. (Adding the parts' own rates would count N-1
+/// intervals too few.)
 fn dispatched_rps(parts: &[PartReport]) -> Option<f64> {
-    let mut by_wave: BTreeMap<u32, (f64, f64)> = BTreeMap::new();
+    let mut by_wave: BTreeMap<u32, (u64, f64)> = BTreeMap::new();
     for part in parts {
+        let facts = part.report.part.as_ref()?;
+        let (count, span) = (facts.dispatched_measured?, facts.dispatch_span_seconds?);
         let wave = by_wave.entry(part.wave).or_default();
-        wave.0 += part.report.dispatched_rps?;
-        wave.1 = wave.1.max(part.report.measured_seconds);
+        wave.0 += count;
+        wave.1 = wave.1.max(span);
     }
-    let seconds: f64 = by_wave.values().map(|(_, s)| s).sum();
-    (seconds > 0.0).then(|| by_wave.values().map(|(rate, s)| rate * s).sum::<f64>() / seconds)
+    let rated: Vec<(f64, f64)> = by_wave
+        .values()
+        .filter(|(count, span)| *count > 1 && *span > 0.0)
+        .map(|(count, span)| ((count - 1) as f64 / span, *span))
+        .collect();
+    let spans: f64 = rated.iter().map(|(_, span)| span).sum();
+    (spans > 0.0).then(|| rated.iter().map(|(rate, span)| rate * span).sum::<f64>() / spans)
 }
 
-/// The report of every part together, described as `model`.
-pub fn merge(parts: &[PartReport], model: String) -> Result<Report, MergeError> {
+/// The report of every part together, described as `model`, the run's warm-up `warmup`.
+pub fn merge(parts: &[PartReport], model: String, warmup: Duration) -> Result<Report, MergeError> {
     let first = parts.first().ok_or(MergeError::Nothing)?;
     let mut started_at = time(first, "started_at", &first.report.started_at)?;
     let mut ended_at = time(first, "ended_at", &first.report.ended_at)?;
@@ -176,7 +186,7 @@ pub fn merge(parts: &[PartReport], model: String) -> Result<Report, MergeError> 
         warmup: sum(|r| r.requests.warmup),
         late: sum(|r| r.requests.late),
         dropped: sum(|r| r.requests.dropped),
-        warmup_length: Duration::from_secs_f64(first.report.warmup_seconds),
+        warmup_length: warmup,
         measured_seconds: measured_seconds(parts),
         dispatched_rps: dispatched_rps(parts),
         segments_not_sent: sum(|r| r.segments_not_sent),

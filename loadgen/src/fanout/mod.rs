@@ -171,19 +171,9 @@ impl FanOut {
 
 /// Failed or timed out, from the error an invocation ended with.
 fn outcome_of(error: &RunnerError) -> Outcome {
-    let text = error.to_string();
-    let timed_out = [
-        "Sandbox.Timedout",
-        "Task timed out",
-        "timed out",
-        "TimeoutError",
-    ]
-    .iter()
-    .any(|mark| text.contains(mark));
-    if timed_out {
-        Outcome::TimedOut
-    } else {
-        Outcome::Failed
+    match error {
+        RunnerError::TimedOut(_) => Outcome::TimedOut,
+        _ => Outcome::Failed,
     }
 }
 
@@ -263,18 +253,18 @@ where
             args.runners
         ));
         let start_at = shared_start(args.start_lead);
-        let mut invocations = tokio::task::JoinSet::new();
+        let mut invocations = Vec::new();
         for number in 1..=args.runners {
             let partition = Partition::new(number, args.runners)?;
             let answer = invoke(plan::part_args(args, &run_id, wave, partition, start_at));
-            invocations.spawn(async move { (partition, answer.await) });
+            invocations.push((partition, tokio::spawn(answer)));
         }
-        let mut answers = Vec::new();
-        while let Some(joined) = invocations.join_next().await {
-            answers.push(joined?);
-        }
-        answers.sort_by_key(|(partition, _)| partition.number());
-        for (partition, answer) in answers {
+        for (partition, invocation) in invocations {
+            let answer = invocation.await.unwrap_or_else(|e| {
+                Err(RunnerError::Failed(format!(
+                    "the invocation's task ended: {e}"
+                )))
+            });
             match answer {
                 Ok(report) => match not_its_answer(&report, partition, &run_id) {
                     None => {
@@ -325,7 +315,7 @@ where
             format!(" × {} waves", fanout.waves)
         }
     );
-    let mut report = merge::merge(&parts, model)?;
+    let mut report = merge::merge(&parts, model, args.warmup)?;
     report.fanout = Some(fanout);
     Ok(report)
 }

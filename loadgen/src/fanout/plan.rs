@@ -49,18 +49,43 @@ pub enum PlanError {
     /// A closed loop split into waves cannot also be bounded by an order count.
     #[error("a closed loop longer than one wave is bounded by --duration alone, not --orders (how many orders each wave's runners send is not known before it ends)")]
     ClosedWavesWithOrders,
+    /// A wave, its start lead and the requests' timeout do not fit in one invocation.
+    #[error("a wave of {wave} with --start-lead {lead} and --timeout {timeout} does not fit in a runner invocation (15 min, less 30 s for its start and answer)")]
+    WaveTooLong {
+        /// The wave length.
+        wave: String,
+        /// The start lead.
+        lead: String,
+        /// The requests' timeout.
+        timeout: String,
+    },
     /// The options already name a part.
     #[error("--partition and --start-at are set on each runner by --runner; leave them out")]
     AlreadyAPart,
 }
 
-/// The run's length in schedule time (warm-up included), when its options bound it in time.
+/// What one runner invocation may take: Lambda's 15 minutes less 30 s for the runner's start
+/// and its answer.
+const INVOCATION_BUDGET: Duration = Duration::from_secs(15 * 60 - 30);
+
+/// The run's length in schedule time (warm-up included), when its options bound it in time:
+/// `--duration`, the stages' end, or (open loop) the scheduled start of the last of `--orders`,
+/// whichever comes first. A closed loop bounded by `--orders` alone has no length known ahead.
 fn length(args: &RunArgs) -> Option<Duration> {
-    match (args.duration, &args.stages) {
-        (Some(duration), _) => Some(args.warmup + duration),
-        (None, Some(stages)) => crate::schedule::Schedule::new(stages.0.clone()).length(),
-        (None, None) => None,
-    }
+    let by_duration = args.duration.map(|duration| args.warmup + duration);
+    let (by_schedule, by_orders) = match args.model() {
+        LoadModel::Open { schedule, .. } => (
+            schedule.length(),
+            args.orders
+                .and_then(|n| schedule.offset(n.checked_sub(1)?))
+                .map(|last| last + Duration::from_millis(1)),
+        ),
+        LoadModel::Closed { .. } => (None, None),
+    };
+    [by_duration, by_schedule, by_orders]
+        .into_iter()
+        .flatten()
+        .min()
 }
 
 /// The waves of the run `args` describes: one unless it is longer than `--wave-length`.
@@ -77,6 +102,13 @@ pub fn waves(args: &RunArgs) -> Result<Vec<Wave>, PlanError> {
         }
     }
     let wave = args.wave_length;
+    if wave + args.start_lead + args.timeout > INVOCATION_BUDGET {
+        return Err(PlanError::WaveTooLong {
+            wave: humantime::format_duration(wave).to_string(),
+            lead: humantime::format_duration(args.start_lead).to_string(),
+            timeout: humantime::format_duration(args.timeout).to_string(),
+        });
+    }
     let total = match length(args) {
         Some(total) if total > wave => total,
         _ => {
@@ -209,6 +241,18 @@ mod tests {
         // Stages bound the run too.
         let staged = args(&["--stages", "10/s:10m,50/s:10m", "--wave-length", "10m"]);
         assert_eq!(waves(&staged).unwrap().len(), 2);
+        // So does an open loop's --orders: 2,000 orders at 1/s start over 33 min 20 s.
+        let counted = args(&["--rate", "1", "--orders", "2000"]);
+        let planned = waves(&counted).unwrap();
+        assert_eq!(planned.len(), 3);
+        assert_eq!(planned[2].schedule_from, minutes(28));
+        assert_eq!(
+            planned[2].duration,
+            Some(Duration::from_millis(1999 * 1000 + 1) - minutes(28))
+        );
+        // ...and the waves stop where the orders do, before --duration would.
+        let both = args(&["--rate", "10", "--orders", "100", "--duration", "1h"]);
+        assert_eq!(waves(&both).unwrap().len(), 1);
     }
 
     #[test]
@@ -276,5 +320,9 @@ mod tests {
             waves(&args(&["--partition", "1/2"])),
             Err(PlanError::AlreadyAPart)
         );
+        assert!(matches!(
+            waves(&args(&["--wave-length", "14m", "--timeout", "1m"])),
+            Err(PlanError::WaveTooLong { .. })
+        ));
     }
 }

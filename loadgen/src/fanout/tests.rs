@@ -77,6 +77,8 @@ fn report_of(samples: &[(u64, Sample)], partition: Option<Partition>, run_id: &s
                 start_lag_ms: 0.0,
                 schedule_from_seconds: 0.0,
                 first_index: 0,
+                dispatched_measured: None,
+                dispatch_span_seconds: None,
             }),
         },
         &stats,
@@ -94,7 +96,7 @@ fn four_parts_merge_to_exactly_the_whole_run() {
             report: report_of(&all, Some(Partition::new(k, 4).unwrap()), "r-1"),
         })
         .collect();
-    let merged = merge::merge(&parts, "closed 8 over 4 runners".into()).unwrap();
+    let merged = merge::merge(&parts, "closed 8 over 4 runners".into(), Duration::ZERO).unwrap();
 
     assert_eq!(
         crate::hdr::decode(&merged.histograms.corrected).unwrap(),
@@ -139,7 +141,7 @@ fn a_part_without_per_second_histograms_is_refused() {
         schedule_from: Duration::ZERO,
         report,
     };
-    let error = merge::merge(&[part], String::new()).unwrap_err();
+    let error = merge::merge(&[part], String::new(), Duration::ZERO).unwrap_err();
     assert_eq!(
         error.to_string(),
         "runner 1/1 of wave 1's series has no per-second histograms to merge"
@@ -245,13 +247,10 @@ async fn every_runner_gets_its_part_and_a_runner_that_died_is_named() {
 #[tokio::test]
 async fn a_timed_out_runner_is_told_apart_and_no_answer_at_all_is_an_error() {
     let load = args(&["--runners", "2", "--rate", "100", "--orders", "400"]);
-    let timed_out = RunnerError::Failed(
-        "Unhandled error: Sandbox.Timedout: Task timed out after 900.00 seconds".into(),
+    let timed_out = RunnerError::TimedOut(
+        "Unhandled error: RequestId: r-1 Error: Task timed out after 900.00 seconds".into(),
     );
-    let sdk_timeout = RunnerError::Invoke {
-        function: "loadgen-runner".into(),
-        message: "dispatch failure: timeout: operation timed out".into(),
-    };
+    let sdk_timeout = RunnerError::TimedOut("no answer from loadgen-runner within 930 s".into());
     let seen = Arc::new(Mutex::new(Vec::new()));
     let invoke = fake_runners(samples(400, 1), vec![(2, timed_out)], Arc::clone(&seen));
     let report = run(&load, "loadgen-runner", invoke, |_| {}).await.unwrap();
@@ -326,17 +325,13 @@ async fn a_run_longer_than_a_wave_runs_in_waves_and_their_seconds_follow_each_ot
 fn outcomes_from_errors() {
     for (error, outcome) in [
         (
-            RunnerError::Failed(
-                "Unhandled error: Sandbox.Timedout: Task timed out after 3.00 seconds".into(),
-            ),
+            RunnerError::TimedOut("no answer from f within 930 s".into()),
             Outcome::TimedOut,
         ),
+        // A run that failed on its own timeouts is a failed runner, not a timed-out one.
         (
-            RunnerError::Invoke {
-                function: "f".into(),
-                message: "dispatch failure: timeout: operation timed out".into(),
-            },
-            Outcome::TimedOut,
+            RunnerError::Failed("the run failed: connecting: operation timed out".into()),
+            Outcome::Failed,
         ),
         (
             RunnerError::Failed("Unhandled error: Runtime.ExitError: exited".into()),

@@ -198,6 +198,10 @@ fn report_of(args: &RunArgs, run_id: &str, setup: &Setup, outcome: &DriveOutcome
                 start_lag_ms: outcome.start_lag.as_secs_f64() * 1e3,
                 schedule_from_seconds: args.schedule_from.as_secs_f64(),
                 first_index: args.first_index,
+                dispatched_measured: outcome.dispatched_measured.map(|(n, _)| n),
+                dispatch_span_seconds: outcome
+                    .dispatched_measured
+                    .map(|(_, span)| span.as_secs_f64()),
             }),
         },
         &outcome.stats,
