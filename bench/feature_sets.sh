@@ -10,7 +10,7 @@
 #
 # Usage: BEFORE=DIR AFTER=DIR bash bench/feature_sets.sh
 # Optional per side: BEFORE_CARGO_HOME, BEFORE_TARGET_DIR, AFTER_CARGO_HOME, AFTER_TARGET_DIR (to
-# reuse a build that side already has).
+# reuse a build that side already has); ONLY=before or ONLY=after measures one side.
 set -euo pipefail
 functions=(order payment inventory access-log-transform opensearch-telemetry)
 
@@ -33,5 +33,9 @@ measure() {
     grep -E '^order_request/|time:' | sed -E 's/ +/ /g; s/^/   /'
 }
 
-measure before "$BEFORE" "${BEFORE_CARGO_HOME:-${CARGO_HOME:-$HOME/.cargo}}" "${BEFORE_TARGET_DIR:-$BEFORE/target}"
-measure after "$AFTER" "${AFTER_CARGO_HOME:-${CARGO_HOME:-$HOME/.cargo}}" "${AFTER_TARGET_DIR:-$AFTER/target}"
+if [ "${ONLY:-before}" = before ]; then
+  measure before "$BEFORE" "${BEFORE_CARGO_HOME:-${CARGO_HOME:-$HOME/.cargo}}" "${BEFORE_TARGET_DIR:-$BEFORE/target}"
+fi
+if [ "${ONLY:-after}" = after ]; then
+  measure after "$AFTER" "${AFTER_CARGO_HOME:-${CARGO_HOME:-$HOME/.cargo}}" "${AFTER_TARGET_DIR:-$AFTER/target}"
+fi
