@@ -9,19 +9,19 @@
 //!   figures are those of the runners that answered.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aws_credential_types::Credentials;
 use clap::Parser;
 use loadgen::cli::{Cli, RunArgs};
 use loadgen::fanout::{self, Outcome};
 use loadgen::orders::OrderGenerator;
 use loadgen::report::Report;
 use loadgen::runner::run_remotely;
-use local_stack::stack::{LocalStack, StackConfig, RUNNER_FUNCTION};
+use local_stack::stack::{LocalStack, RUNNER_FUNCTION};
 use serde_json::Value;
+
+mod support;
 
 const RUNNERS: usize = 4;
 const SCHEMA: &str = include_str!("../report.schema.json");
@@ -39,34 +39,9 @@ fn schema_errors(report: &Report) -> Vec<String> {
 
 async fn stack(name: &str) -> LocalStack {
     let dir = std::env::temp_dir().join(format!("loadgen-fanout-{name}-{}", std::process::id()));
-    let mut config = StackConfig::ephemeral(dir);
-    config.runner_binary = Some(PathBuf::from(env!("CARGO_BIN_EXE_loadgen-runner")));
+    let mut config = support::runner_stack_config(&dir);
     config.runner_instances = RUNNERS;
     LocalStack::start(config).await.expect("the stack starts")
-}
-
-fn lambda_client(stack: &LocalStack) -> aws_sdk_lambda::Client {
-    let key = stack.loadgen_key().expect("loadgen key").clone();
-    let config = aws_sdk_lambda::Config::builder()
-        .behavior_version(aws_sdk_lambda::config::BehaviorVersion::latest())
-        .region(aws_sdk_lambda::config::Region::new(
-            stack.state.region.clone(),
-        ))
-        .endpoint_url(stack.lambda_endpoint())
-        .credentials_provider(Credentials::new(
-            key.access_key_id,
-            key.secret_access_key,
-            None,
-            None,
-            "test",
-        ))
-        .timeout_config(
-            aws_sdk_lambda::config::timeout::TimeoutConfig::builder()
-                .operation_timeout(Duration::from_secs(120))
-                .build(),
-        )
-        .build();
-    aws_sdk_lambda::Client::from_conf(config)
 }
 
 fn run_args(args: &[&str]) -> RunArgs {
@@ -82,7 +57,7 @@ fn run_args(args: &[&str]) -> RunArgs {
 /// Fans `args` out through the stack's runner function; the merged report and every runner's
 /// own answer.
 async fn fan_out(stack: &LocalStack, args: &RunArgs) -> (Report, Vec<Report>) {
-    let lambda = lambda_client(stack);
+    let lambda = support::lambda_client(stack);
     let answers = Arc::new(Mutex::new(Vec::new()));
     let invoke = |part: RunArgs| {
         let (lambda, answers) = (lambda.clone(), Arc::clone(&answers));

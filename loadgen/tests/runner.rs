@@ -4,47 +4,21 @@
 //! Lattice and sends its segments to the daemon, the laptop side inspects X-Ray, and the report
 //! is complete and agrees with the access log.
 
-use std::path::PathBuf;
-use std::time::Duration;
-
-use aws_credential_types::Credentials;
 use aws_sdk_lambda::primitives::Blob;
 use clap::Parser;
 use indicatif::ProgressBar;
 use loadgen::cli::Cli;
 use loadgen::runner::RunnerRequest;
-use local_stack::stack::{LocalStack, StackConfig, RUNNER_FUNCTION};
+use local_stack::stack::{LocalStack, RUNNER_FUNCTION};
 
-/// The loadgen principal's key: the laptop side signs with it.
-fn loadgen_credentials(stack: &LocalStack) -> Credentials {
-    let key = stack.loadgen_key().expect("loadgen key").clone();
-    Credentials::new(key.access_key_id, key.secret_access_key, None, None, "test")
-}
-
-fn lambda_client(stack: &LocalStack) -> aws_sdk_lambda::Client {
-    let config = aws_sdk_lambda::Config::builder()
-        .behavior_version(aws_sdk_lambda::config::BehaviorVersion::latest())
-        .region(aws_sdk_lambda::config::Region::new(
-            stack.state.region.clone(),
-        ))
-        .endpoint_url(stack.lambda_endpoint())
-        .credentials_provider(loadgen_credentials(stack))
-        .timeout_config(
-            aws_sdk_lambda::config::timeout::TimeoutConfig::builder()
-                .operation_timeout(Duration::from_secs(120))
-                .build(),
-        )
-        .build();
-    aws_sdk_lambda::Client::from_conf(config)
-}
+mod support;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_through_the_runner_function_comes_back_complete() {
     let dir = std::env::temp_dir().join(format!("loadgen-runner-test-{}", std::process::id()));
-    let mut config = StackConfig::ephemeral(dir);
-    config.runner_binary = Some(PathBuf::from(env!("CARGO_BIN_EXE_loadgen-runner")));
+    let config = support::runner_stack_config(&dir);
     let stack = LocalStack::start(config).await.expect("the stack starts");
-    let lambda = lambda_client(&stack);
+    let lambda = support::lambda_client(&stack);
 
     let cli = Cli::try_parse_from([
         "loadgen",
@@ -60,15 +34,11 @@ async fn a_run_through_the_runner_function_comes_back_complete() {
         "30s",
     ])
     .unwrap();
-    let xray = aws_sdk_xray::Client::from_conf(
-        aws_sdk_xray::Config::builder()
-            .behavior_version(aws_sdk_xray::config::BehaviorVersion::latest())
-            .region(aws_sdk_xray::config::Region::new(
-                stack.state.region.clone(),
-            ))
-            .endpoint_url(stack.xray_endpoint())
-            .credentials_provider(loadgen_credentials(&stack))
-            .build(),
+    let xray = loadgen::clients::xray_client(
+        Some(&stack.xray_endpoint()),
+        &stack.state.region,
+        Some(support::loadgen_credentials(&stack)),
+        None,
     );
     let report = loadgen::pipeline::run_through_runners(
         &cli.run,

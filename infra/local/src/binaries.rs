@@ -70,7 +70,8 @@ fn build(names: &[&str], profile_dir: &Path) -> std::io::Result<()> {
     packages.extend(running_binary());
     for (bin, package) in &packages {
         // By version: crates.io has packages of some of these names too (`inventory`, a
-        // dependency of typetag), which Cargo refuses as ambiguous. The workspace's share one.
+        // dependency of typetag), which Cargo refuses as ambiguous. Every member takes the
+        // workspace's one version (`version.workspace = true`), so local-stack's is theirs.
         command.args(["--bin", bin, "-p", &format!("{package}@{version}")]);
     }
     if profile_dir.file_name().is_some_and(|n| n == "release") {

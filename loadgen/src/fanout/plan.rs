@@ -180,18 +180,7 @@ pub fn part_args(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::Cli;
-    use clap::Parser;
-
-    fn args(extra: &[&str]) -> RunArgs {
-        Cli::try_parse_from(
-            ["loadgen", "--runner", "loadgen-runner"]
-                .iter()
-                .chain(extra),
-        )
-        .unwrap()
-        .run
-    }
+    use crate::fanout::tests::args;
 
     #[test]
     fn a_run_within_one_invocation_is_one_wave() {

@@ -9,7 +9,8 @@ use crate::cli::Cli;
 use crate::report::{PartFacts, RunFacts};
 use crate::stats::{ErrorKind, RunStats, Sample, Series};
 
-fn args(extra: &[&str]) -> RunArgs {
+/// A fan-out run's arguments: `loadgen --runner loadgen-runner` and `extra`.
+pub(super) fn args(extra: &[&str]) -> RunArgs {
     Cli::try_parse_from(
         ["loadgen", "--runner", "loadgen-runner"]
             .iter()
