@@ -30,7 +30,16 @@ timed() {
   printf '%-28s %4d s (%dm%02ds)  exit %d\n' "$name" "$took" $((took / 60)) $((took % 60)) "$rc"
 }
 
+began=$(date +%s)
 timed "first --local" cargo run --release --locked -p loadgen -- --local --quiet
+# Its parts, from the binaries' modification times: loadgen's build, then the functions' build.
+built_at() { stat -c %Y "target/release/$1"; }
+loadgen_done=$(built_at loadgen)
+functions_done=$loadgen_done
+for f in order payment inventory opensearch-telemetry; do
+  [ "$(built_at "$f")" -gt "$functions_done" ] && functions_done=$(built_at "$f")
+done
+printf '  %-26s %4d s\n' "loadgen built" $((loadgen_done - began)) "functions built" $((functions_done - loadgen_done))
 timed "second --local" cargo run --release --locked -p loadgen -- --local --quiet
 timed "cargo test --workspace" cargo test --workspace --locked
 grep -E '^test result|FAILED|panicked' "$work/cargo test --workspace.out" | sort | uniq -c | sort -rn | head -5
