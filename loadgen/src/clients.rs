@@ -4,6 +4,22 @@
 use std::time::Duration;
 
 use aws_credential_types::provider::SharedCredentialsProvider;
+use aws_credential_types::Credentials;
+use local_stack::stack::LocalStack;
+
+/// The loadgen principal's key on the local stack: the credentials loadgen signs with there.
+pub fn local_stack_credentials(stack: &LocalStack) -> anyhow::Result<SharedCredentialsProvider> {
+    let key = stack
+        .loadgen_key()
+        .ok_or_else(|| anyhow::anyhow!("the local stack has no loadgen key"))?;
+    Ok(SharedCredentialsProvider::new(Credentials::new(
+        &key.access_key_id,
+        &key.secret_access_key,
+        None,
+        None,
+        "local-stack",
+    )))
+}
 
 /// An X-Ray client for `region`: AWS's endpoint, or `endpoint` (the local stack's); `base` the
 /// loaded AWS config, when there is one.

@@ -5,15 +5,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_credential_types::provider::SharedCredentialsProvider;
-use aws_credential_types::Credentials;
 use indicatif::ProgressBar;
 use local_stack::firehose::FirehoseSetup;
 use local_stack::layers::telemetry_layer;
 use local_stack::stack::{LocalStack, StackConfig};
 
 use crate::cli::RunArgs;
-use crate::clients::{lambda_client, region, xray_client};
+use crate::clients::{lambda_client, local_stack_credentials, region, xray_client};
 use crate::driver::LoadModel;
 use crate::segments::SegmentSink;
 use crate::target::{LambdaTarget, LatticeTarget, Target};
@@ -86,17 +84,7 @@ async fn local(
     bar.set_message("starting the local stack (building the services if needed)…");
     bar.enable_steady_tick(Duration::from_millis(120));
     let stack = LocalStack::start(stack_config(args, run_id, connections)?).await?;
-    let key = stack
-        .loadgen_key()
-        .ok_or_else(|| anyhow::anyhow!("the local stack has no loadgen key"))?
-        .clone();
-    let credentials = SharedCredentialsProvider::new(Credentials::new(
-        key.access_key_id,
-        key.secret_access_key,
-        None,
-        None,
-        "local-stack",
-    ));
+    let credentials = local_stack_credentials(&stack)?;
     let url = format!("{}/orders", stack.service_url("order").unwrap_or_default());
     let target = match &args.lambda {
         Some(function) => {

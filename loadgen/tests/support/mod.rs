@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use aws_credential_types::provider::SharedCredentialsProvider;
-use aws_credential_types::Credentials;
 use local_stack::stack::{LocalStack, StackConfig};
 
 /// An ephemeral stack's config (state under `dir`) hosting this package's `loadgen-runner`.
@@ -18,14 +17,7 @@ pub fn runner_stack_config(dir: &Path) -> StackConfig {
 
 /// The loadgen principal's key: the laptop side signs with it.
 pub fn loadgen_credentials(stack: &LocalStack) -> SharedCredentialsProvider {
-    let key = stack.loadgen_key().expect("loadgen key").clone();
-    SharedCredentialsProvider::new(Credentials::new(
-        key.access_key_id,
-        key.secret_access_key,
-        None,
-        None,
-        "test",
-    ))
+    loadgen::clients::local_stack_credentials(stack).expect("loadgen key")
 }
 
 /// loadgen's Lambda client for the stack's Invoke API, giving an invocation two minutes.
